@@ -1,1 +1,6 @@
-"""data layer."""
+"""Data layer: dataset registry, IDX reader and deterministic splits."""
+
+from simulator.data.datasets import Dataset, load_dataset, relcomm_home
+from simulator.data.splits import Splits, make_splits
+
+__all__ = ["Dataset", "Splits", "load_dataset", "make_splits", "relcomm_home"]

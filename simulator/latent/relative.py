@@ -1,0 +1,101 @@
+"""Relative projection: similarities of latents to anchors, optional centering, product spaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+SIMILARITY_RANGE = {"cosine": (-1.0, 1.0)}
+"""Known value range of bounded similarities (the distance-based ones are unbounded: ≤ 0)."""
+
+
+@dataclass(frozen=True)
+class RelativeProjector:
+    """Relative projection onto a fixed anchor set, fitted once and applied to many batches.
+
+    Model, for latent x ∈ R^d and anchors a_1..a_K in the same space, with μ the anchor mean
+    when ``center`` (else 0):
+
+    - ``cosine``:    r_k = ⟨x − μ, a_k − μ⟩ / (‖x − μ‖ ‖a_k − μ‖)       ∈ [−1, 1]
+    - ``euclidean``: r_k = −‖x − a_k‖₂                                 ∈ (−∞, 0]
+    - ``l1``:        r_k = −‖x − a_k‖₁;   ``linf``: r_k = −‖x − a_k‖_∞
+
+    Distances are negated so that larger always means more similar; centering does not change
+    them. Several similarities give a product space: their K-vectors are concatenated in the
+    order given (output width K·len(similarities)).
+
+    The cosine path runs at matmul speed without copying X: with Â the normalised centred
+    anchors, (X − μ)Âᵀ = XÂᵀ − (μÂᵀ), and ‖x − μ‖² = ‖x‖² − 2x·μ + ‖μ‖² scales the rows
+    of the product afterwards.
+
+    Parameters
+    ----------
+    anchors : torch.Tensor
+        (K, d) anchor latents in this agent's own space.
+    similarities : sequence of str
+    center : bool
+
+    Examples
+    --------
+    >>> proj = RelativeProjector.fit(torch.eye(3), ["cosine"])
+    >>> proj(torch.tensor([[2.0, 0.0, 0.0]]))
+    tensor([[1., 0., 0.]])
+    """
+
+    anchors: torch.Tensor
+    similarities: tuple[str, ...]
+    center: bool
+    mean: torch.Tensor
+    unit_anchors: torch.Tensor
+    mean_dot_unit: torch.Tensor
+
+    @classmethod
+    def fit(cls, anchors: torch.Tensor, similarities: Sequence[str] = ("cosine",),
+            center: bool = False) -> "RelativeProjector":
+        if anchors.dim() != 2 or len(anchors) == 0:
+            raise ValueError("anchors must be a non-empty (K, d) tensor")
+        unknown = set(similarities) - {"cosine", "euclidean", "l1", "linf"}
+        if unknown or not similarities:
+            raise ValueError(f"unknown similarity {sorted(unknown)}")
+        anchors = anchors.float()
+        mean = anchors.mean(0) if center else torch.zeros(anchors.shape[1], dtype=anchors.dtype,
+                                                             device=anchors.device)
+        centred = anchors - mean
+        unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return cls(anchors, tuple(similarities), center, mean, unit.contiguous(), mean @ unit.T)
+
+    @property
+    def n_anchors(self) -> int:
+        return self.anchors.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.n_anchors * len(self.similarities)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, d) latents → (n, K·len(similarities)) relative representation, float32."""
+        x = x.float()
+        parts = [self._one(x, sim) for sim in self.similarities]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def _one(self, x: torch.Tensor, similarity: str) -> torch.Tensor:
+        if similarity == "cosine":
+            out = x @ self.unit_anchors.T
+            sq = (x * x).sum(1)
+            if self.center:
+                out -= self.mean_dot_unit
+                sq = sq - 2.0 * (x @ self.mean) + self.mean @ self.mean
+            return out.mul_(sq.clamp_min(1e-24).rsqrt_().unsqueeze(1))
+        if similarity == "euclidean":
+            sq = (x * x).sum(1, keepdim=True) + (self.anchors * self.anchors).sum(1)
+            return torch.addmm(sq, x, self.anchors.T, alpha=-2.0).clamp_min_(0.0).sqrt_().neg_()
+        p = 1.0 if similarity == "l1" else float("inf")
+        return torch.cdist(x, self.anchors, p=p).neg_()
+
+
+def relative_projection(x: torch.Tensor, anchors: torch.Tensor, similarities: Sequence[str] = ("cosine",),
+                        center: bool = False) -> torch.Tensor:
+    """One-shot form of :class:`RelativeProjector`: ``RelativeProjector.fit(anchors, …)(x)``."""
+    return RelativeProjector.fit(anchors, similarities, center)(x)

@@ -1,0 +1,100 @@
+"""Matplotlib figures drawn from result files only (never from live simulator objects)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simulator.results import atomic_write_bytes, read_csv  # noqa: E402
+
+METHOD_LABELS = {"absolute": "absolute (no alignment)", "relative": "relative (zero-shot)",
+                 "procrustes": "Procrustes", "affine": "affine", "inverse-relative": "inverse relative"}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _reference_k(rows: list[dict[str, str]], preferred: int = 256) -> int:
+    ks = sorted({int(r["anchors"]) for r in rows if int(r["anchors"]) > 0})
+    below = [k for k in ks if k <= preferred]
+    return below[-1] if below else ks[0]
+
+
+def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
+    """Accuracy of every tx → rx pair, one panel per method, at K = 256 (or the nearest below)."""
+    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
+    ids = list(dict.fromkeys(r["tx"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    k_ref = _reference_k(rows)
+    ncols = min(3, len(methods))
+    nrows = int(np.ceil(len(methods) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.0 * nrows), squeeze=False,
+                             gridspec_kw={"wspace": 0.35, "hspace": 0.45})
+    for ax, method in zip(axes.flat, methods):
+        mat = np.full((len(ids), len(ids)), np.nan)
+        for r in rows:
+            if r["method"] == method and int(r["anchors"]) in (0, k_ref):
+                mat[ids.index(r["tx"]), ids.index(r["rx"])] = float(r["accuracy"])
+        im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis")
+        for i in range(len(ids)):
+            for j in range(len(ids)):
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if mat[i, j] < 0.6 else "black")
+        ax.set_xticks(range(len(ids)), ids, rotation=35, ha="right", fontsize=8)
+        ax.set_yticks(range(len(ids)), ids, fontsize=8)
+        ax.set_xlabel("receiver encoder")
+        if ax in axes[:, 0]:
+            ax.set_ylabel("transmitter encoder")
+        title = METHOD_LABELS.get(method, method)
+        ax.set_title(title if method == "absolute" else f"{title}, K = {k_ref}", fontsize=10)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.8, label=f"test accuracy ({split} split)")
+    fig.suptitle("Zero-shot stitching accuracy, transmitter → receiver", fontsize=12)
+    return _save(fig, Path(out_dir) / "stitching_heatmap.png")
+
+
+def accuracy_vs_anchors(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
+    """Mean accuracy over cross-encoder pairs against anchor count K, one line per method."""
+    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
+    by = defaultdict(list)
+    native = {}
+    for r in rows:
+        native[r["rx"]] = float(r["rx_native_accuracy"])
+        if r["tx"] != r["rx"]:
+            by[(r["method"], int(r["anchors"]))].append(float(r["accuracy"]))
+    ks = sorted({k for (_, k) in by if k > 0})
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in dict.fromkeys(m for (m, _) in by):
+        if method == "absolute":
+            vals = by[(method, 0)]
+            ax.axhline(np.mean(vals), color="grey", ls=":", label=f"{METHOD_LABELS[method]}")
+            continue
+        mean = np.array([np.mean(by[(method, k)]) for k in ks])
+        lo = np.array([np.min(by[(method, k)]) for k in ks])
+        hi = np.array([np.max(by[(method, k)]) for k in ks])
+        line, = ax.plot(ks, mean, marker="o", label=METHOD_LABELS.get(method, method))
+        ax.fill_between(ks, lo, hi, color=line.get_color(), alpha=0.15)
+    ax.axhline(np.mean(list(native.values())), color="black", ls="--", label="receivers' own accuracy (mean)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("anchor count K")
+    ax.set_ylabel(f"accuracy ({split} split)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title("Stitching accuracy vs anchors (cross-encoder pairs: mean, band = min–max)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, Path(out_dir) / "accuracy_vs_anchors.png")
