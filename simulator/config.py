@@ -104,14 +104,75 @@ class HeadConfig(_Strict):
     train: TrainConfig = TrainConfig(epochs=6, lr=2e-3)
 
 
+class PathLossConfig(_Strict):
+    """Large-scale loss: log-distance PL(d) = PL(d0) + 10·n·log10(d/d0) dB, or a fixed loss."""
+
+    model: Literal["log-distance", "fixed"] = "log-distance"
+    reference_loss_db: float = Field(30.0, ge=0.0, le=200.0, description="loss at the reference distance")
+    reference_distance_m: float = Field(1.0, gt=0.0)
+    exponent: float = Field(3.0, gt=0.0, le=10.0)
+    loss_db: float = Field(100.0, ge=0.0, le=300.0, description="model 'fixed': the loss, whatever the distance")
+
+
+class LinkConfig(_Strict):
+    """Per-link settings (a transmitter's link to its receiver)."""
+
+    distance_m: float = Field(100.0, gt=0.0)
+    fading: Literal["none", "rayleigh", "rician", "nakagami"] = "rayleigh"
+    k_factor: float = Field(0.0, ge=0.0, le=1e4, description="Rician K (linear, LOS to scattered power)")
+    nakagami_m: float = Field(1.0, ge=0.5, le=100.0)
+    doppler_hz: float = Field(0.0, ge=0.0, le=1e5, description="0: block fading i.i.d. per slot; "
+                              "> 0: AR(1) with the Jakes correlation J0(2π f_D slot_s)")
+    shadowing_sigma_db: float = Field(0.0, ge=0.0, le=30.0)
+    bandwidth_share: float | None = Field(None, gt=0.0, le=1.0, description="share of the receiver's "
+                                          "bandwidth; empty = equal split among its transmitters")
+
+
+class ChannelConfig(_Strict):
+    """The wireless medium and how a payload crosses it."""
+
+    noise_psd_dbm_hz: float = Field(-174.0, ge=-250.0, le=0.0)
+    bandwidth_hz: float = Field(1e6, gt=0.0, le=1e11, description="per receiver, shared by its transmitters")
+    snr_gap_db: float = Field(0.0, ge=0.0, le=30.0, description="SNR gap Γ of practical coding (0 = Shannon)")
+    path_loss: PathLossConfig = PathLossConfig()
+    mode: Literal["ideal", "digital", "analog"] = Field(
+        "digital", description="ideal: error-free; digital: quantized bits, uncoded bit errors at the "
+        "modulation's BER; analog: similarities as real symbols with AWGN")
+    modulation: Literal["bpsk", "qpsk", "16qam"] = "qpsk"
+    header_bits: int = Field(64, ge=0, le=1 << 20)
+    link: LinkConfig = Field(LinkConfig(), description="default link settings")
+
+
 class StitchConfig(_Strict):
-    """The alignment-under-mismatch matrix."""
+    """The alignment-under-mismatch matrix, and accuracy through quantization and noise."""
 
     anchors: tuple[PositiveInt, ...] = (16, 32, 64, 128, 256, 512)
     methods: tuple[Literal["absolute", "relative", "procrustes", "affine", "inverse-relative"], ...] = METHODS
     ridge: float = Field(0.1, ge=0.0, le=100.0, description="ridge strength α of the affine and "
                          "inverse-relative fits, relative to the mean Gram eigenvalue (0 = plain least squares)")
     calibrate: bool = Field(True, description="also write the calibration table on the validation split")
+    bits: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 32),
+                                  description="bits per entry for the accuracy-vs-bits curve and Ĝ (32 = float32)")
+    snr_db: tuple[float, ...] = Field((-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
+                                      description="SNR grid for the accuracy-vs-SNR curves and Ĝ")
+    noisy_bits: int = Field(8, description="bits per entry in digital runs over the SNR grid")
+    curve_anchors: int | None = Field(None, description="K of the bits and SNR curves "
+                                      "(default: the largest anchor count ≤ 256)")
+
+    @field_validator("bits")
+    @classmethod
+    def _bits_ok(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for b in value:
+            if not (1 <= b <= 16 or b == 32):
+                raise ValueError(f"bits must be in 1..16 or 32 (float32), got {b}")
+        return tuple(sorted(set(value)))
+
+    @field_validator("noisy_bits")
+    @classmethod
+    def _noisy_bits_ok(cls, value: int) -> int:
+        if not (1 <= value <= 16 or value == 32):
+            raise ValueError(f"must be in 1..16 or 32 (float32), got {value}")
+        return value
 
     @field_validator("anchors")
     @classmethod
@@ -132,6 +193,7 @@ class Scenario(_Strict):
     anchors: AnchorConfig = AnchorConfig()
     relative: RelativeConfig = RelativeConfig()
     heads: HeadConfig = HeadConfig()
+    channel: ChannelConfig = ChannelConfig()
     stitching: StitchConfig = StitchConfig()
 
     @model_validator(mode="after")
@@ -145,6 +207,9 @@ class Scenario(_Strict):
             if k > self.anchors.count:
                 raise _Located(f"anchor count {k} exceeds the anchor list length "
                                f"anchors.count = {self.anchors.count}", ("stitching", "anchors", i))
+        ca = self.stitching.curve_anchors
+        if ca is not None and ca not in self.stitching.anchors:
+            raise _Located(f"{ca} is not one of stitching.anchors", ("stitching", "curve_anchors"))
         return self
 
     def encoder(self, encoder_id: str) -> EncoderConfig:
