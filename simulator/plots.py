@@ -98,3 +98,67 @@ def accuracy_vs_anchors(csv_path: Path, out_dir: Path, split: str = "test") -> P
     ax.set_title("Stitching accuracy vs anchors (cross-encoder pairs: mean, band = min–max)")
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, Path(out_dir) / "accuracy_vs_anchors.png")
+
+
+def _pair_curves(rows: list[dict[str, str]], x_key: str) -> tuple[dict, dict]:
+    """Cross-pair and same-pair accuracies grouped by (mode, x)."""
+    cross, same = defaultdict(list), defaultdict(list)
+    for r in rows:
+        x = float(r[x_key]) if r[x_key] != "" else None
+        (same if r["tx"] == r["rx"] else cross)[(r["mode"], x)].append(float(r["accuracy"]))
+    return cross, same
+
+
+def _band(ax: plt.Axes, xs: list[float], groups: dict, key, label: str, **style) -> None:
+    mean = [np.mean(groups[key(x)]) for x in xs]
+    line, = ax.plot(xs, mean, marker="o", label=label, **style)
+    ax.fill_between(xs, [np.min(groups[key(x)]) for x in xs], [np.max(groups[key(x)]) for x in xs],
+                    color=line.get_color(), alpha=0.15)
+
+
+def accuracy_vs_bits(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
+    """Relative stitching accuracy against bits per entry (ideal link), with the float32 level."""
+    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["method"] == "relative"
+            and r["mode"] == "ideal"]
+    k = max(int(r["anchors"]) for r in rows if r["bits"] != "32")
+    rows = [r for r in rows if int(r["anchors"]) == k]
+    cross, same = _pair_curves(rows, "bits")
+    bits = sorted({x for (_, x) in cross if x != 32})
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _band(ax, bits, cross, lambda b: ("ideal", b), "cross-encoder pairs (mean, band = min–max)")
+    _band(ax, bits, same, lambda b: ("ideal", b), "same-encoder pairs", ls="--")
+    ax.axhline(np.mean(cross[("ideal", 32.0)]), color="grey", ls=":", label="cross pairs, float32")
+    ax.set_xlabel("bits per entry b (uniform quantizer on [−1, 1])")
+    ax.set_ylabel(f"accuracy ({split} split)")
+    ax.set_xticks(bits, [str(int(b)) for b in bits])
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Relative stitching vs quantization, K = {k}, error-free link")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, Path(out_dir) / "accuracy_vs_bits.png")
+
+
+def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
+    """Relative stitching accuracy against per-symbol SNR, uncoded digital and analog transmission."""
+    all_rows = [r for r in read_csv(csv_path) if r["split"] == split and r["method"] == "relative"]
+    noisy = [r for r in all_rows if r["mode"] in ("digital", "analog")]
+    k = int(noisy[0]["anchors"])
+    cross, _ = _pair_curves([r for r in noisy if int(r["anchors"]) == k], "snr_db")
+    ideal = [float(r["accuracy"]) for r in all_rows if r["mode"] == "ideal" and r["bits"] == "32"
+             and int(r["anchors"]) == k and r["tx"] != r["rx"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mode in ("digital", "analog"):
+        snrs = sorted(x for (m, x) in cross if m == mode)
+        if snrs:
+            bits = next(r["bits"] for r in noisy if r["mode"] == mode)
+            label = f"digital, uncoded, {bits} bits/entry" if mode == "digital" else "analog (AWGN on similarities)"
+            _band(ax, snrs, cross, lambda s, m=mode: (m, s), label)
+    if ideal:
+        ax.axhline(np.mean(ideal), color="grey", ls=":", label="error-free float32")
+    ax.set_xlabel("SNR per symbol (dB)")
+    ax.set_ylabel(f"accuracy ({split} split)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Relative stitching through a noisy link, K = {k} (cross-encoder pairs)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, Path(out_dir) / "accuracy_vs_snr.png")

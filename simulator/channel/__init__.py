@@ -20,6 +20,7 @@ from .link import (
     snr,
 )
 from .modulation import MODULATIONS, ber, bits_per_symbol, q_function
+from .payload import MODES, transmit_payload
 from .pathloss import (
     db_to_linear,
     dbm_to_w,
@@ -43,6 +44,8 @@ from .quantize import (
 )
 
 __all__ = [
+    "MODES",
+    "transmit_payload",
     "FADING_MODELS",
     "fading_trace",
     "gain_trace",

@@ -256,7 +256,8 @@ def _flip_mask_sparse(shape, bits, ber_t, ber_max, generator, device) -> torch.T
     pieces, last = [], -1
     while last < total - 1:
         u = 1.0 - torch.rand(chunk, generator=generator, dtype=torch.float64, device=device)
-        gaps = torch.floor(torch.log(u) / log_keep).to(torch.int64) + 1
+        # Clamp before the integer cast: at tiny BER the float gap can exceed the int64 range.
+        gaps = torch.floor(torch.log(u) / log_keep).clamp_(max=float(total)).to(torch.int64) + 1
         pos = last + torch.cumsum(gaps, 0)
         pieces.append(pos)
         last = int(pos[-1])

@@ -11,9 +11,24 @@ from typing import Callable
 
 from simulator import __version__, plots
 from simulator.config import Scenario, scenario_to_dict
-from simulator.latent.stitching import COLUMNS, StitchRow, stitching_rows
+from simulator.experiment.calibration import calibration_rows, channel_factory, conditions
+from simulator.latent.stitching import COLUMNS, StitchRow, relative_condition_rows, stitching_rows
 from simulator.latent.zoo import Zoo
 from simulator.results import write_csv, write_json, write_yaml
+
+
+def smallest_bits(rows: list[StitchRow], tolerance: float = 0.01) -> dict:
+    """Per pair, the smallest b (ideal link) whose accuracy is within ``tolerance`` of float32."""
+    curves: dict = defaultdict(dict)
+    for r in rows:
+        if r.mode == "ideal" and r.method == "relative":
+            curves[(r.tx, r.rx, r.anchors)][r.bits] = r.accuracy
+    out = {}
+    for (tx, rx, k), curve in curves.items():
+        if 32 in curve and len(curve) > 1:
+            ok = [b for b in sorted(curve) if b != 32 and curve[b] >= curve[32] - tolerance]
+            out[f"{tx}->{rx}"] = ok[0] if ok else 32
+    return out
 
 
 def summarize(rows: list[StitchRow], k_ref: int = 256) -> dict:
@@ -53,8 +68,12 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
     log(f"stitching {len(zoo.encoders)}×{len(zoo.encoders)} pairs × {len(st.methods)} methods × "
         f"{len(st.anchors)} anchor counts")
     rows = stitching_rows(zoo, "test", st.methods, st.anchors)
+    k_curve = st.curve_anchors or max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
+    log(f"accuracy through the channel at K = {k_curve}: {len(st.bits)} bit widths, {len(st.snr_db)} SNRs")
+    rows += relative_condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False),
+                                    channel_factory(scenario, "test"))
     if st.calibrate:
-        rows += stitching_rows(zoo, "validation", ["relative"], st.anchors)
+        rows += calibration_rows(zoo, log)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
@@ -65,11 +84,15 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
                    "encoders": {e.id: {"flops": e.flops, "latent_dim": e.cfg.latent_dim, "arch": e.cfg.arch,
                                        "test_accuracy": zoo.native_accuracy(e.id, "test")}
                                 for e in zoo.encoders.values()},
-                   **summarize([r for r in rows if r.split == "test"], k_ref)}
+                   **summarize([r for r in rows if r.split == "test" and r.mode == "ideal" and r.bits == 32], k_ref),
+                   "curve_anchors": k_curve,
+                   "smallest_bits_within_1pt": smallest_bits([r for r in rows if r.split == "test"])}
         write_json(staging / "stitch_summary.json", summary)
         write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
         plots.stitching_heatmaps(staging / "stitching.csv", staging / "plots")
         plots.accuracy_vs_anchors(staging / "stitching.csv", staging / "plots")
+        plots.accuracy_vs_bits(staging / "stitching.csv", staging / "plots")
+        plots.accuracy_vs_snr(staging / "stitching.csv", staging / "plots")
         publish_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

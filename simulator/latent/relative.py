@@ -74,6 +74,22 @@ class RelativeProjector:
     def width(self) -> int:
         return self.n_anchors * len(self.similarities)
 
+    def value_ranges(self) -> list[tuple[float, float]]:
+        """Known range [lo, hi] of each similarity block, for the quantizer.
+
+        Cosine: [−1, 1]. Distances: [−D, 0], D the largest anchor-to-anchor distance in that
+        norm; any x in the convex hull of the anchors is within D of every anchor (a norm is
+        convex), so only samples outside the hull can fall below −D (they are clipped).
+        """
+        out = []
+        for sim in self.similarities:
+            if sim == "cosine":
+                out.append((-1.0, 1.0))
+            else:
+                d = -float(self._one(self.anchors, sim).min())
+                out.append((-max(d, 1e-12), 0.0))
+        return out
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(n, d) latents → (n, K·len(similarities)) relative representation, float32."""
         x = x.float()

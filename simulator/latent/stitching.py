@@ -18,6 +18,19 @@ Channel = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A link condition for the relative method: transmission mode, bits per entry, SNR (dB)."""
+
+    mode: str = "ideal"
+    bits: int = 32
+    snr_db: float | None = None
+
+
+ChannelFactory = Callable[[Condition, str, str, int, list], Channel]
+"""Builds the channel of a condition for (tx, rx, K, value ranges of the tx relative blocks)."""
+
+
+@dataclass(frozen=True)
 class StitchRow:
     """One cell of the stitching matrix (columns of ``stitching.csv``, DESIGN §4)."""
 
@@ -91,4 +104,33 @@ def stitching_rows(zoo: Zoo, split: str, methods: Iterable[str], anchors: Iterab
                 acc = float((pred == labels).float().mean())
                 rows.append(StitchRow(tx, rx, method, sim if method != "absolute" else "", k, 32, "ideal",
                                       None, acc, native[rx], split))
+    return rows
+
+
+def relative_condition_rows(zoo: Zoo, split: str, anchors: Iterable[int], conditions: Iterable[Condition],
+                            channel_for: ChannelFactory,
+                            pairs: Iterable[tuple[str, str]] | None = None) -> list[StitchRow]:
+    """Accuracy of the relative method through each link condition, for every pair and K.
+
+    The transmitter's relative representations of the split are computed once per (tx, K) and
+    sent through ``channel_for(condition, tx, rx, K, ranges)`` for each receiver and condition:
+    this is the calibration table Ĝ(pair, K, b, SNR) when ``split`` is ``validation``.
+    """
+    ids = list(zoo.encoders)
+    pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
+    conditions = list(conditions)
+    labels = zoo.labels(split)
+    native = {rx: zoo.native_accuracy(rx, split) for rx in {r for _, r in pairs}}
+    sim = zoo.scenario.relative.label
+    rows = []
+    for tx in dict.fromkeys(t for t, _ in pairs):
+        for k in anchors:
+            proj = zoo.projector(tx, k)
+            r = proj(zoo.latents(tx, split))
+            for rx in (r_ for t_, r_ in pairs if t_ == tx):
+                for cond in conditions:
+                    pred = zoo.classify_relative(rx, k, channel_for(cond, tx, rx, k, proj.value_ranges())(r))
+                    acc = float((pred == labels).float().mean())
+                    rows.append(StitchRow(tx, rx, "relative", sim, k, cond.bits, cond.mode, cond.snr_db, acc,
+                                          native[rx], split))
     return rows

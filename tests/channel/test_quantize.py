@@ -261,3 +261,10 @@ def test_analog_awgn_edge_cases():
 def test_invalid_arguments_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_flip_bits_tiny_ber_flips_nothing_and_does_not_overflow():
+    """At BER 1e-300 the geometric gaps overflow int64 unless clamped; no bit may flip."""
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.arange(4096, dtype=torch.int64).reshape(64, 64) % 256
+    assert torch.equal(flip_bits(codes, 8, 1e-300, gen), codes)

@@ -1,0 +1,73 @@
+"""The calibration table Ĝ(pair, K, b, SNR): relative stitching accuracy on the validation split."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+from simulator.channel import db_to_linear, transmit_payload
+from simulator.config import Scenario
+from simulator.latent.cache import cache_key
+from simulator.latent.stitching import Channel, Condition, StitchRow, relative_condition_rows
+from simulator.latent.zoo import Zoo
+from simulator.rng import SeedTree
+
+
+def channel_factory(scenario: Scenario, split: str):
+    """Channels for :func:`relative_condition_rows`: each relative block quantized over its own range.
+
+    Noise is drawn from the seed tree node ``stitch-channel/split/tx/rx/K/mode/bits/snr``, so
+    every cell of the table is reproducible on its own.
+    """
+    modulation = scenario.channel.modulation
+
+    def build(cond: Condition, tx: str, rx: str, k: int, ranges: list) -> Channel:
+        seeds = SeedTree(scenario.seed).child("stitch-channel", split, tx, rx, k, cond.mode, cond.bits, cond.snr_db)
+        gen = seeds.torch()
+        snr = None if cond.snr_db is None else float(db_to_linear(cond.snr_db))
+
+        def channel(r: torch.Tensor) -> torch.Tensor:
+            blocks = r.split(k, dim=1)
+            return torch.cat([transmit_payload(b, cond.mode, cond.bits, lo, hi, snr, modulation, gen)
+                              for b, (lo, hi) in zip(blocks, ranges)], dim=1)
+        return channel
+    return build
+
+
+def conditions(scenario: Scenario, include_float: bool) -> list[Condition]:
+    """The bits sweep on an ideal link and the SNR sweeps of the digital and analog modes."""
+    st = scenario.stitching
+    out = [Condition("ideal", b) for b in st.bits if include_float or b != 32]
+    out += [Condition("digital", st.noisy_bits, float(s)) for s in st.snr_db]
+    out += [Condition("analog", 32, float(s)) for s in st.snr_db]
+    return out
+
+
+def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
+    """Ĝ for every encoder pair × anchor count × link condition, on the validation split.
+
+    Conditions: every ``stitching.bits`` on an error-free link, and the digital
+    (``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``. The table is a
+    trained artifact like the heads, so it is cached under a key of everything it depends on
+    (encoders, anchors, heads, grids, modulation, seed) and computed once.
+    """
+    sc = zoo.scenario
+    spec = {"kind": "calibration", "encoders": [[e.id, e.key] for e in zoo.encoders.values()],
+            "anchors": zoo.anchors.tolist(),
+            "relative": sc.relative.model_dump(mode="json"), "heads": sc.heads.model_dump(mode="json"),
+            "stitching": sc.stitching.model_dump(mode="json", include={"anchors", "bits", "snr_db", "noisy_bits"}),
+            "modulation": sc.channel.modulation, "seed": sc.seed}
+    key = cache_key(spec)
+    stored = zoo.cache.load("calibration", key)
+    if stored is not None:
+        return [StitchRow(**row) for row in stored["rows"]]
+    t0 = time.perf_counter()
+    log(f"calibration table on the validation split: {len(zoo.encoders) ** 2} pairs × "
+        f"{len(sc.stitching.anchors)} anchor counts (computed once, then cached)")
+    rows = relative_condition_rows(zoo, "validation", sc.stitching.anchors, conditions(sc, include_float=True),
+                                   channel_factory(sc, "validation"))
+    zoo.cache.save("calibration", key, {"rows": [r.as_dict() for r in rows]})
+    log(f"calibration table: {len(rows)} cells in {time.perf_counter() - t0:.1f} s")
+    return rows
