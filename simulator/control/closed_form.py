@@ -28,8 +28,6 @@ from numpy.typing import ArrayLike
 from scipy.special import lambertw
 
 __all__ = [
-    "max_rate_bps",
-    "transmit_power_w",
     "optimal_rate",
     "optimal_cpu_frequency",
     "server_frequency_at_price",
@@ -37,13 +35,14 @@ __all__ = [
 ]
 
 _LN2 = float(np.log(2.0))
+_INV_SQRT2 = float(1.0 / np.sqrt(2.0))
 
 # Below this a = Z/(V c) the Lambert-W argument (a − 1)/e is so close to the branch point −1/e
 # that rounding it costs digits (relative error ≈ 5e-17 / a); the branch-point series in
 # p = sqrt(2a) is used instead. At the switch both are accurate to ~1e-15 (checked with mpmath).
 _SERIES_MAX_A = 3e-4
-# W0(−1/e + a/e) = −1 + p − p²/3 + 11p³/72 − …, p = sqrt(2a) (Corless et al. 1996, eq. 4.22);
-# coefficients of p¹ … p⁸ of 1 + W0.
+# W0(−1/e + a/e) = −1 + p − p²/3 + 11p³/72 − …, p = sqrt(2a): the branch-point series of
+# Corless et al. (1996); coefficients of p¹ … p⁸ of 1 + W0, checked against mpmath in the tests.
 _BRANCH_SERIES = (
     1.0,
     -1.0 / 3.0,
@@ -55,66 +54,15 @@ _BRANCH_SERIES = (
     -1963.0 / 204120.0,
 )
 
-# Newton steps for the server cubic. The start is within a factor sqrt(2) of the root and the
-# iteration is monotone and quadratic, so the relative error goes 0.41, 0.17, 3e-2, 8e-4, 7e-7,
-# 5e-13, <1e-16: seven steps reach machine precision for every input (tests check 1e-12).
-_CUBIC_NEWTON_STEPS = 7
+# Newton on the server cubic. Started within a factor sqrt(2) above the root, the iteration is
+# monotone and quadratic (relative error 0.41, 0.17, 3e-2, 8e-4, 7e-7, 5e-13, <1e-16), and the
+# error after a step is about the square of that step; so iterating until the largest relative
+# step is ≤ 1e-8 leaves an error ~1e-16 (tests check the residual to 1e-12). Seven steps
+# always suffice from the cold start; a warm start (a nearby root) usually needs two or three.
+_CUBIC_STEP_RTOL = 1e-8
+_CUBIC_MAX_STEPS = 8
 # Safeguarded-Newton iterations for a server's multiplier; typical convergence takes 4-8.
 _PRICE_MAX_ITER = 100
-
-
-def max_rate_bps(
-    max_power_w: ArrayLike, noise_psd_w_hz: ArrayLike, bandwidth_hz: ArrayLike, gain: ArrayLike
-) -> np.ndarray:
-    """Largest rate the power budget allows: the Shannon capacity at full power.
-
-    ``R_max = B log2(1 + P_max g / (N0 B))``, SNR per complex symbol, ``g`` the linear channel
-    gain including path loss, shadowing and fading. An SNR gap Γ of a practical code is
-    modelled by passing ``g / Γ``.
-
-    Parameters
-    ----------
-    max_power_w, noise_psd_w_hz, bandwidth_hz, gain : array_like of float
-        P_max (W), N0 (W/Hz), B (Hz), g (linear); broadcast together.
-
-    Returns
-    -------
-    numpy.ndarray of float64
-        R_max in bit/s, broadcast shape; 0 where ``g = 0`` or ``B = 0``.
-    """
-    p = np.asarray(max_power_w, dtype=float)
-    n0 = np.asarray(noise_psd_w_hz, dtype=float)
-    b = np.asarray(bandwidth_hz, dtype=float)
-    g = np.asarray(gain, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = p * g / (n0 * b)
-        r = b * np.log1p(snr) / _LN2
-    return np.where((b > 0) & (g > 0), r, 0.0)
-
-
-def transmit_power_w(
-    rate_bps: ArrayLike, noise_psd_w_hz: ArrayLike, bandwidth_hz: ArrayLike, gain: ArrayLike
-) -> np.ndarray:
-    """Power needed to send at ``rate_bps`` over the link: the inverted Shannon formula.
-
-    ``p(R) = (2^{R/B} − 1) N0 B / g``, evaluated as ``expm1(R ln2 / B)`` so low rates keep
-    their digits.
-
-    Parameters
-    ----------
-    rate_bps, noise_psd_w_hz, bandwidth_hz, gain : array_like of float
-        R (bit/s), N0 (W/Hz), B (Hz, > 0), g (linear, > 0); broadcast together.
-
-    Returns
-    -------
-    numpy.ndarray of float64
-        p in W, broadcast shape.
-    """
-    r = np.asarray(rate_bps, dtype=float)
-    b = np.asarray(bandwidth_hz, dtype=float)
-    return np.expm1(r * (_LN2 / b)) * np.asarray(noise_psd_w_hz, dtype=float) * b / np.asarray(
-        gain, dtype=float
-    )
 
 
 def _one_plus_w0(a: np.ndarray) -> np.ndarray:
@@ -183,7 +131,8 @@ def optimal_rate(
     noise_psd_w_hz, bandwidth_hz, gain : array_like of float
         N0 (W/Hz), B (Hz > 0), g (linear > 0).
     r_min_bps, r_max_bps : array_like of float
-        Rate bounds (bit/s); usually ``r_max_bps = max_rate_bps(P_max, N0, B, g)``.
+        Rate bounds (bit/s); usually
+        ``r_max_bps = simulator.channel.link.max_rate_bps(P_max, g, N0, B)``.
 
     Returns
     -------
@@ -307,12 +256,21 @@ def server_frequency_at_price(
     return np.maximum(_cubic_root(alpha, beta, lam), f_min_hz)
 
 
-def _cubic_root(alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Positive root of ``α x³ + λ x² = β`` (0 if β = 0; ∞ if α = λ = 0 < β); see above."""
+def _cubic_root(
+    alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray, x_start: np.ndarray | None = None
+) -> np.ndarray:
+    """Positive root of ``α x³ + λ x² = β`` (0 if β = 0; ∞ if α = λ = 0 < β); see above.
+
+    ``x_start``: optional guess (e.g. the root at a nearby λ), clipped into
+    [x_hi/sqrt(2), x_hi] around the upper bound x_hi = min((β/α)^{1/3}, sqrt(β/λ)), which
+    brackets the root; from below it, the first Newton step lands above the root (q is convex),
+    after which the iteration is monotone again.
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         x = np.minimum(np.cbrt(beta / alpha), np.sqrt(beta / lam))  # ∞ when α = 0 or λ = 0
         ok = (x > 0) & (x < np.inf)  # False for β = 0 (0 or NaN) and for α = λ = 0
-        if ok.all():  # the common case: no masking needed
+        all_ok = bool(ok.all())
+        if all_ok:  # the common case: no masking needed
             a, b, lm, x0 = alpha, beta, lam, x
         else:
             x = np.where(beta > 0, x, 0.0)
@@ -320,10 +278,17 @@ def _cubic_root(alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> np.ndar
             a = np.where(ok, alpha, 0.0)
             b = np.where(ok, beta, 0.0)
             lm = np.where(ok, lam, 1.0)
-        for _ in range(_CUBIC_NEWTON_STEPS):
+        if x_start is not None:
+            x0 = np.where(ok, np.clip(x_start, x0 * _INV_SQRT2, x0), x0)
+        lm2 = 2.0 * lm
+        for k in range(_CUBIC_MAX_STEPS):
             ax = a * x0
-            x0 = x0 - ((ax + lm) * x0 * x0 - b) / ((3.0 * ax + 2.0 * lm) * x0)
-    return x0 if ok.all() else np.where(ok, x0, x)
+            step = ((ax + lm) * x0 * x0 - b) / ((3.0 * ax + lm2) * x0)
+            x0 = x0 - step
+            # x0 > 0 throughout; a step of relative size ≤ 1e-8 leaves an error ~1e-16
+            if k >= 1 and (np.abs(step) <= _CUBIC_STEP_RTOL * x0).all():
+                break
+    return x0 if all_ok else np.where(ok, x0, x)
 
 
 def _cubic_root_slope(alpha: np.ndarray, lam: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -419,8 +384,8 @@ def _share_kkt(
     """
     n_servers = cap.shape[0]
 
-    def usage(lam_dev: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        root = _cubic_root(alpha, beta, lam_dev)
+    def usage(lam_dev, root_start=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        root = _cubic_root(alpha, beta, lam_dev, root_start)
         x = np.where(act, np.maximum(root, x_min), 0.0)
         return x, root, np.bincount(idx, weights=x, minlength=n_servers)
 
@@ -443,15 +408,17 @@ def _share_kkt(
     t_lo = np.zeros(n_servers)
     t_hi = np.full(n_servers, np.inf)
     todo = binding.copy()
+    root = None
     for _ in range(_PRICE_MAX_ITER):
-        lam = np.where(todo, 1.0 / (t * t), 0.0)
+        t_safe = np.where(todo, t, 1.0)  # servers already done keep their values
+        lam = np.where(todo, 1.0 / (t_safe * t_safe), 0.0)
         lam_dev = lam[idx]
-        x_t, root, used = usage(lam_dev)
+        x_t, root, used = usage(lam_dev, root)  # warm start: the roots at the last price
         resid = used - cap
         # dU/dt = Σ dx/dλ · dλ/dt, dλ/dt = −2 t^{-3}; floored devices contribute 0.
         free = act & (root > x_min)
         dxdl = np.where(free, _cubic_root_slope(alpha, lam_dev, root), 0.0)
-        slope = np.bincount(idx, weights=dxdl, minlength=n_servers) * (-2.0 / t**3)
+        slope = np.bincount(idx, weights=dxdl, minlength=n_servers) * (-2.0 / t_safe**3)
         done = todo & (np.abs(resid) <= 1e-13 * cap)
         price = np.where(todo, lam, price)
         x = np.where(todo[idx], x_t, x)
