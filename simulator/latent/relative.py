@@ -102,7 +102,15 @@ class RelativeProjector:
             sq = (x * x).sum(1)
             if self.center:
                 out -= self.mean_dot_unit
-                sq = sq - 2.0 * (x @ self.mean) + self.mean @ self.mean
+                full = sq + self.mean @ self.mean
+                sq = full - 2.0 * (x @ self.mean)
+                # ‖x − μ‖² from the expansion loses precision when x sits close to μ; such
+                # (rare) rows are recomputed from x − μ directly.
+                close = sq < 1e-3 * full
+                if bool(close.any()):
+                    diff = x[close] - self.mean
+                    out[close] = diff @ self.unit_anchors.T
+                    sq[close] = (diff * diff).sum(1)
             return out.mul_(sq.clamp_min(1e-24).rsqrt_().unsqueeze(1))
         if similarity == "euclidean":
             sq = (x * x).sum(1, keepdim=True) + (self.anchors * self.anchors).sum(1)

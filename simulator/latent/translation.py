@@ -18,7 +18,7 @@ def match_width(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Scaler:
-    """Isotropic standard scaling: z = (x − mean) / scale, scale = RMS norm of the centred anchors / √d.
+    """Isotropic standard scaling: z = (x − mean) / scale, scale = RMS norm of the centred anchors.
 
     A single scale (not one per dimension) keeps an orthogonal relation between two spaces
     orthogonal after scaling, so Procrustes can recover it exactly.
@@ -30,7 +30,7 @@ class Scaler:
     @classmethod
     def fit(cls, anchors: torch.Tensor) -> "Scaler":
         mean = anchors.mean(0)
-        scale = (anchors - mean).pow(2).mean().sqrt().clamp_min(1e-12)
+        scale = (anchors - mean).pow(2).sum(1).mean().sqrt().clamp_min(1e-12)
         return cls(mean, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

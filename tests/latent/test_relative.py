@@ -1,0 +1,92 @@
+"""Invariance properties each similarity promises, and agreement with the naive formulas."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.latent.relative import RelativeProjector, relative_projection
+from simulator.rng import SeedTree
+
+
+def _data(seed: int, n: int, k: int, d: int):
+    g = SeedTree(seed).child("rel").torch()
+    return torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g, dtype=torch.float64)
+
+
+def _orthogonal(seed: int, d: int) -> torch.Tensor:
+    g = SeedTree(seed).child("q").torch()
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))  # Haar: fix the signs of the QR factor
+
+
+dims = st.integers(min_value=2, max_value=40)
+seeds = st.integers(min_value=0, max_value=10_000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=dims, k=st.integers(1, 30), scale=st.floats(1e-3, 1e3), center=st.booleans())
+def test_cosine_invariant_to_orthogonal_maps_and_rescaling(seed, d, k, scale, center):
+    x, a = _data(seed, 17, k, d)
+    q = _orthogonal(seed, d)
+    r0 = relative_projection(x, a, ["cosine"], center)
+    r1 = relative_projection(scale * x @ q, scale * a @ q, ["cosine"], center)
+    assert torch.allclose(r0, r1, atol=2e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=dims, k=st.integers(1, 30), shift=st.floats(-50, 50))
+def test_centered_cosine_invariant_to_translation(seed, d, k, shift):
+    x, a = _data(seed, 9, k, d)
+    r0 = relative_projection(x, a, ["cosine"], center=True)
+    r1 = relative_projection(x + shift, a + shift, ["cosine"], center=True)
+    assert torch.allclose(r0, r1, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=dims, k=st.integers(1, 30))
+def test_euclidean_invariant_to_isometries(seed, d, k):
+    x, a = _data(seed, 13, k, d)
+    q = _orthogonal(seed + 1, d)
+    t = torch.randn(d, generator=SeedTree(seed).child("t").torch(), dtype=torch.float64) * 3
+    r0 = relative_projection(x, a, ["euclidean"])
+    r1 = relative_projection(x @ q + t, a @ q + t, ["euclidean"])
+    assert torch.allclose(r0, r1, atol=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds, d=dims, k=st.integers(1, 20))
+def test_l1_linf_invariant_to_translation_and_signed_permutation(seed, d, k):
+    x, a = _data(seed, 11, k, d)
+    g = SeedTree(seed).child("perm").torch()
+    perm = torch.randperm(d, generator=g)
+    signs = torch.randint(0, 2, (d,), generator=g, dtype=torch.float64) * 2 - 1
+    t = torch.randn(d, generator=g, dtype=torch.float64)
+    for sim in ("l1", "linf"):
+        r0 = relative_projection(x, a, [sim])
+        r1 = relative_projection(x[:, perm] * signs + t, a[:, perm] * signs + t, [sim])
+        assert torch.allclose(r0, r1, atol=1e-4)
+
+
+def test_matches_naive_formulas_and_product_space_concatenates():
+    x, a = _data(3, 50, 7, 12)
+    x, a = x.float(), a.float()
+    mu = a.mean(0)
+    naive_cos = torch.nn.functional.cosine_similarity((x - mu)[:, None], (a - mu)[None], dim=-1)
+    r = relative_projection(x, a, ["cosine", "euclidean", "l1", "linf"], center=True)
+    assert r.shape == (50, 28)
+    assert torch.allclose(r[:, :7], naive_cos, atol=1e-5)
+    assert torch.allclose(r[:, 7:14], -torch.cdist(x, a), atol=1e-4)
+    assert torch.allclose(r[:, 14:21], -(x[:, None] - a[None]).abs().sum(-1), atol=1e-4)
+    assert torch.allclose(r[:, 21:], -(x[:, None] - a[None]).abs().amax(-1), atol=1e-5)
+
+
+def test_value_ranges_bound_points_inside_the_anchor_hull():
+    x, a = _data(4, 1, 20, 5)
+    proj = RelativeProjector.fit(a.float(), ["cosine", "euclidean", "l1", "linf"])
+    g = SeedTree(4).child("w").torch()
+    w = torch.rand(200, 20, generator=g)
+    inside = (w / w.sum(1, keepdim=True)) @ a.float()  # convex combinations of anchors
+    r = proj(inside)
+    for j, (lo, hi) in enumerate(proj.value_ranges()):
+        block = r[:, 20 * j : 20 * (j + 1)]
+        assert block.min() >= lo - 1e-4 and block.max() <= hi + 1e-4
