@@ -9,11 +9,9 @@ Run ``python benchmarks/bench_channel.py [--repeats N] [--threads T]``; prints a
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable
-
 import torch
+
+from common import markdown_table, median_s
 
 from simulator.channel.fading import gain_trace, jakes_rho
 from simulator.channel.quantize import analog_awgn, dequantize, flip_bits, quantize
@@ -21,16 +19,6 @@ from simulator.rng import SeedTree
 
 N_SLOTS, N_LINKS = 1_000_000, 8
 PAYLOAD_SHAPE = (4096, 256)
-
-
-def _median_s(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first-touch allocations, lazy imports
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run(repeats: int = 5) -> list[dict]:
@@ -58,7 +46,7 @@ def run(repeats: int = 5) -> list[dict]:
         def draw(rho=rho):
             return gain_trace("rayleigh", N_SLOTS, N_LINKS, gen_np, rho=rho)
 
-        seconds = _median_s(draw, repeats)
+        seconds = median_s(draw, repeats)
         rows.append(dict(name=name, value=draws / seconds, unit="draws/s",
                          note=f"{N_SLOTS} slots x {N_LINKS} links, median of {repeats}"))
 
@@ -71,25 +59,19 @@ def run(repeats: int = 5) -> list[dict]:
                                   bits, -1.0, 1.0)
 
     for bits, ber in ((8, 1e-3), (8, 0.25), (4, 1e-3), (32, 1e-3)):
-        seconds = _median_s(digital(bits, ber), repeats)
+        seconds = median_s(digital(bits, ber), repeats)
         rows.append(dict(name=f"digital payload b={bits}, BER={ber:g}", value=entries / seconds,
                          unit="entries/s",
                          note=f"quantize+flip_bits+dequantize on {shape}, {threads}"))
     per_row_ber = torch.full((PAYLOAD_SHAPE[0], 1), 1e-3)
-    seconds = _median_s(digital(8, per_row_ber), repeats)
+    seconds = median_s(digital(8, per_row_ber), repeats)
     rows.append(dict(name="digital payload b=8, per-row BER=1e-3", value=entries / seconds,
                      unit="entries/s", note=f"BER tensor (batch, 1), {shape}, {threads}"))
     snr = torch.full((PAYLOAD_SHAPE[0],), 10.0)
-    seconds = _median_s(lambda: analog_awgn(x, snr, gen_t), repeats)
+    seconds = median_s(lambda: analog_awgn(x, snr, gen_t), repeats)
     rows.append(dict(name="analog payload (analog_awgn)", value=entries / seconds,
                      unit="entries/s", note=f"{shape} float32, per-row SNR, {threads}"))
     return rows
-
-
-def _table(rows: list[dict]) -> str:
-    lines = ["| kernel | value | unit | note |", "|---|---:|---|---|"]
-    lines += [f"| {r['name']} | {r['value']:.3g} | {r['unit']} | {r['note']} |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -99,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(_table(run(args.repeats)))
+    print(markdown_table(run(args.repeats)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from common import markdown_table
 
 from simulator.control.lyapunov import LyapunovController, VirtualQueues
 from simulator.rng import SeedTree
@@ -138,11 +139,7 @@ def run() -> list[dict]:
 
 
 def main() -> None:
-    rows = run()
-    print("| benchmark | value | unit | note |")
-    print("|---|---:|---|---|")
-    for r in rows:
-        print(f"| {r['name']} | {r['value']:,.0f} | {r['unit']} | {r['note']} |")
+    print(markdown_table(run()))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ class RelativeProjector:
     them. Several similarities give a product space: their K-vectors are concatenated in the
     order given (output width K·len(similarities)).
 
-    The cosine path runs at matmul speed without copying X: with Â the normalised centred
-    anchors, (X − μ)Âᵀ = XÂᵀ − (μÂᵀ), and ‖x − μ‖² = ‖x‖² − 2x·μ + ‖μ‖² scales the rows
-    of the product afterwards.
+    The cosine path runs near matmul speed without forming X − μ: with Â the normalised
+    centred anchors, (X − μ)Âᵀ = XÂᵀ − (μÂᵀ), and ‖x − μ‖² = ‖x‖² − 2x·μ + ‖μ‖² scales the
+    rows of the product in place; the subtraction is fused into the matmul (addmm).
 
     Parameters
     ----------
@@ -96,22 +96,26 @@ class RelativeProjector:
         parts = [self._one(x, sim) for sim in self.similarities]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
+    def _inverse_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """1/‖x − μ‖ per row, from ‖x‖², x·μ and ‖μ‖² (no copy of x)."""
+        sq = torch.linalg.vector_norm(x, dim=1).square_()
+        if self.center:
+            full = sq + self.mean @ self.mean
+            sq = full - 2.0 * (x @ self.mean)
+            # The expansion loses precision when x sits close to μ; recompute those (rare) rows.
+            close = sq < 1e-3 * full
+            if bool(close.any()):
+                sq[close] = torch.linalg.vector_norm(x[close] - self.mean, dim=1).square()
+        return sq.clamp_min_(1e-24).rsqrt_()
+
+    def _cosine(self, x: torch.Tensor) -> torch.Tensor:
+        inv = self._inverse_norms(x)
+        out = x @ self.unit_anchors.T if not self.center else torch.addmm(-self.mean_dot_unit, x, self.unit_anchors.T)
+        return out.mul_(inv.unsqueeze(1))
+
     def _one(self, x: torch.Tensor, similarity: str) -> torch.Tensor:
         if similarity == "cosine":
-            out = x @ self.unit_anchors.T
-            sq = (x * x).sum(1)
-            if self.center:
-                out -= self.mean_dot_unit
-                full = sq + self.mean @ self.mean
-                sq = full - 2.0 * (x @ self.mean)
-                # ‖x − μ‖² from the expansion loses precision when x sits close to μ; such
-                # (rare) rows are recomputed from x − μ directly.
-                close = sq < 1e-3 * full
-                if bool(close.any()):
-                    diff = x[close] - self.mean
-                    out[close] = diff @ self.unit_anchors.T
-                    sq[close] = (diff * diff).sum(1)
-            return out.mul_(sq.clamp_min(1e-24).rsqrt_().unsqueeze(1))
+            return self._cosine(x)
         if similarity == "euclidean":
             sq = (x * x).sum(1, keepdim=True) + (self.anchors * self.anchors).sum(1)
             return torch.addmm(sq, x, self.anchors.T, alpha=-2.0).clamp_min_(0.0).sqrt_().neg_()
