@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from simulator.results import atomic_write_bytes, read_csv  # noqa: E402
 
@@ -143,16 +144,23 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     all_rows = [r for r in read_csv(csv_path) if r["split"] == split and r["method"] == "relative"]
     noisy = [r for r in all_rows if r["mode"] in ("digital", "analog")]
     k = int(noisy[0]["anchors"])
-    cross, _ = _pair_curves([r for r in noisy if int(r["anchors"]) == k], "snr_db")
+    cross, _ = _pair_curves([r for r in noisy if int(r["anchors"]) == k and r["mode"] == "analog"], "snr_db")
     ideal = [float(r["accuracy"]) for r in all_rows if r["mode"] == "ideal" and r["bits"] == "32"
              and int(r["anchors"]) == k and r["tx"] != r["rx"]]
+    scenario_file = Path(csv_path).parent / "scenario.yaml"
+    modulation = ""
+    if scenario_file.exists():
+        modulation = str((yaml.safe_load(scenario_file.read_text()) or {}).get("channel", {}).get("modulation", "")).upper()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for mode in ("digital", "analog"):
-        snrs = sorted(x for (m, x) in cross if m == mode)
-        if snrs:
-            bits = next(r["bits"] for r in noisy if r["mode"] == mode)
-            label = f"digital, uncoded, {bits} bits/entry" if mode == "digital" else "analog (AWGN on similarities)"
-            _band(ax, snrs, cross, lambda s, m=mode: (m, s), label)
+    digital_bits = sorted({int(r["bits"]) for r in noisy if r["mode"] == "digital"})
+    for bits in digital_bits:
+        rows_b = [r for r in noisy if int(r["anchors"]) == k and (r["mode"] == "analog" or int(r["bits"]) == bits)]
+        cross_b, _ = _pair_curves([r for r in rows_b if r["mode"] == "digital"], "snr_db")
+        snrs = sorted(x for (_, x) in cross_b)
+        _band(ax, snrs, cross_b, lambda s: ("digital", s), f"digital, uncoded {modulation}, {bits} bits/entry")
+    snrs = sorted(x for (m, x) in cross if m == "analog")
+    if snrs:
+        _band(ax, snrs, cross, lambda s: ("analog", s), "analog (AWGN on similarities)")
     if ideal:
         ax.axhline(np.mean(ideal), color="grey", ls=":", label="error-free float32")
     ax.set_xlabel("SNR per symbol (dB)")

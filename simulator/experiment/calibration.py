@@ -40,7 +40,7 @@ def conditions(scenario: Scenario, include_float: bool) -> list[Condition]:
     """The bits sweep on an ideal link and the SNR sweeps of the digital and analog modes."""
     st = scenario.stitching
     out = [Condition("ideal", b) for b in st.bits if include_float or b != 32]
-    out += [Condition("digital", st.noisy_bits, float(s)) for s in st.snr_db]
+    out += [Condition("digital", b, float(s)) for b in st.noisy_bits for s in st.snr_db]
     out += [Condition("analog", 32, float(s)) for s in st.snr_db]
     return out
 
@@ -49,7 +49,7 @@ def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> l
     """Ĝ for every encoder pair × anchor count × link condition, on the validation split.
 
     Conditions: every ``stitching.bits`` on an error-free link, and the digital
-    (``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``. The table is a
+    (each of ``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``. The table is a
     trained artifact like the heads, so it is cached under a key of everything it depends on
     (encoders, anchors, heads, grids, modulation, seed) and computed once.
     """
