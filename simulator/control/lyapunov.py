@@ -33,7 +33,13 @@ from simulator.control.closed_form import (
 )
 from simulator.errors import ScenarioError
 
-__all__ = ["VirtualQueues", "SlotDecision", "solve_slot", "LyapunovController"]
+__all__ = [
+    "VirtualQueues",
+    "SlotDecision",
+    "solve_slot",
+    "slot_energy_delay",
+    "LyapunovController",
+]
 
 # A server's coupling search stops when primal − dual ≤ this fraction of Σ|per-device cost|.
 _GAP_RTOL = 1e-10
@@ -189,6 +195,58 @@ class SlotDecision:
     objective: np.ndarray
     server_price: np.ndarray
     coupling_gap: np.ndarray
+
+
+def slot_energy_delay(
+    rate_bps: ArrayLike,
+    power_w: ArrayLike,
+    cpu_freq_hz: ArrayLike,
+    server_freq_hz: ArrayLike,
+    payload_bits: ArrayLike,
+    tx_cycles: ArrayLike,
+    rx_cycles: ArrayLike,
+    kappa_device: ArrayLike,
+    kappa_server: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Energy parts and predicted delay of one task sent with a given option and speeds.
+
+    The per-task model of the controller (no queueing, no retransmission):
+
+        E_tx = p N / R,   E_cpu = κ f² W_tx,   E_srv = κ_s x² W_rx,
+        L = W_tx / f + N / R + W_rx / x      (the server term is 0 when W_rx = 0).
+
+    Every input broadcasts (e.g. per device (n, 1) against per option (m,)); no feasibility
+    handling: R = 0 gives an infinite airtime, callers mask infeasible entries.
+
+    Parameters
+    ----------
+    rate_bps, power_w : array_like of float
+        R (bit/s) and the transmit power p(R) (W).
+    cpu_freq_hz, server_freq_hz : array_like of float
+        Device clock f and server frequency x given to the task (Hz).
+    payload_bits, tx_cycles, rx_cycles : array_like of float
+        N (bits), W_tx and W_rx (cycles).
+    kappa_device, kappa_server : array_like of float
+        κ and κ_s (J/(cycle·Hz²)).
+
+    Returns
+    -------
+    energy_tx_j, energy_cpu_j, energy_server_j, delay_s : numpy.ndarray of float64
+        Broadcast shape; J, J, J and s.
+    """
+    rate = np.asarray(rate_bps, dtype=float)
+    f = np.asarray(cpu_freq_hz, dtype=float)
+    x = np.asarray(server_freq_hz, dtype=float)
+    w_tx = np.asarray(tx_cycles, dtype=float)
+    w_rx = np.asarray(rx_cycles, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        airtime = np.asarray(payload_bits, dtype=float) / rate
+        e_tx = np.asarray(power_w, dtype=float) * airtime
+        e_cpu = np.asarray(kappa_device, dtype=float) * f * f * w_tx
+        e_srv = np.asarray(kappa_server, dtype=float) * x * x * w_rx
+        t_srv = np.where(w_rx > 0, w_rx / x, 0.0)
+        delay = w_tx / f + airtime + t_srv
+    return e_tx, e_cpu, e_srv, delay
 
 
 def _server_term(w, vk, z, x, lam):
@@ -622,13 +680,12 @@ def solve_slot(
         return np.where(feasible, np.broadcast_to(table, (n, m))[rows, o_safe], 0.0)
 
     n_o, wtx_o, wrx_o, acc_o = pick(n_bits), pick(w_tx), pick(w_rx), pick(acc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        airtime = np.where(feasible, n_o / rate, np.inf)
-        e_tx = np.where(feasible, power * airtime, 0.0)
-        e_cpu = np.where(feasible, kappa * f * f * wtx_o, 0.0)
-        e_srv = np.where(feasible, k_srv * x * x * wrx_o, 0.0)
-        t_srv = np.where(wrx_o > 0, wrx_o / x, 0.0)
-        delay = np.where(feasible, wtx_o / f + airtime + t_srv, np.inf)
+    e_tx, e_cpu, e_srv, delay = slot_energy_delay(rate, power, f, x, n_o, wtx_o, wrx_o, kappa,
+                                                  k_srv)
+    e_tx = np.where(feasible, e_tx, 0.0)
+    e_cpu = np.where(feasible, e_cpu, 0.0)
+    e_srv = np.where(feasible, e_srv, 0.0)
+    delay = np.where(feasible, delay, np.inf)
     return SlotDecision(
         option=option.astype(np.int64),
         feasible=feasible,
