@@ -45,29 +45,38 @@ def conditions(scenario: Scenario, include_float: bool) -> list[Condition]:
     return out
 
 
-def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
-    """Ĝ for every encoder pair × anchor count × link condition, on the validation split.
+def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Condition],
+                   log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
+    """Relative stitching accuracy of every encoder pair × anchor count × link condition on ``split``.
 
-    Conditions: every ``stitching.bits`` on an error-free link, and the digital
-    (each of ``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``. The table is a
-    trained artifact like the heads, so it is cached under a key of everything it depends on
-    (encoders, anchors, heads, grids, modulation, seed) and computed once.
+    Deterministic in its inputs, and costly (one head pass per cell), so the rows are cached
+    under a key of everything they depend on (encoders, anchors, heads, conditions,
+    modulation, seed) and computed once.
     """
     sc = zoo.scenario
-    spec = {"kind": "calibration", "encoders": [[e.id, e.key] for e in zoo.encoders.values()],
-            "anchors": zoo.anchors.tolist(),
+    spec = {"kind": "conditions", "split": split, "encoders": [[e.id, e.key] for e in zoo.encoders.values()],
+            "anchor_list": zoo.anchors.tolist(), "anchors": list(anchors),
             "relative": sc.relative.model_dump(mode="json"), "heads": sc.heads.model_dump(mode="json"),
-            "stitching": sc.stitching.model_dump(mode="json", include={"anchors", "bits", "snr_db", "noisy_bits"}),
+            "conditions": [[c.mode, c.bits, c.snr_db] for c in conds],
             "modulation": sc.channel.modulation, "seed": sc.seed}
     key = cache_key(spec)
-    stored = zoo.cache.load("calibration", key)
+    stored = zoo.cache.load("conditions", key)
     if stored is not None:
         return [StitchRow(**row) for row in stored["rows"]]
     t0 = time.perf_counter()
-    log(f"calibration table on the validation split: {len(zoo.encoders) ** 2} pairs × "
-        f"{len(sc.stitching.anchors)} anchor counts (computed once, then cached)")
-    rows = relative_condition_rows(zoo, "validation", sc.stitching.anchors, conditions(sc, include_float=True),
-                                   channel_factory(sc, "validation"))
-    zoo.cache.save("calibration", key, {"rows": [r.as_dict() for r in rows]})
-    log(f"calibration table: {len(rows)} cells in {time.perf_counter() - t0:.1f} s")
+    log(f"{split} split: {len(zoo.encoders) ** 2} pairs × {len(anchors)} anchor counts × {len(conds)} link "
+        "conditions (computed once, then cached)")
+    rows = relative_condition_rows(zoo, split, anchors, conds, channel_factory(sc, split))
+    zoo.cache.save("conditions", key, {"rows": [r.as_dict() for r in rows]})
+    log(f"{len(rows)} cells in {time.perf_counter() - t0:.1f} s")
     return rows
+
+
+def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
+    """Ĝ: every pair × anchor count × condition on the validation split (the optimizer's table).
+
+    Conditions: every ``stitching.bits`` on an error-free link, and the digital (each of
+    ``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``.
+    """
+    sc = zoo.scenario
+    return condition_rows(zoo, "validation", list(sc.stitching.anchors), conditions(sc, include_float=True), log)

@@ -11,8 +11,8 @@ from typing import Callable
 
 from simulator import __version__, plots
 from simulator.config import Scenario, scenario_to_dict
-from simulator.experiment.calibration import calibration_rows, channel_factory, conditions
-from simulator.latent.stitching import COLUMNS, StitchRow, relative_condition_rows, stitching_rows
+from simulator.experiment.calibration import calibration_rows, condition_rows, conditions
+from simulator.latent.stitching import COLUMNS, StitchRow, stitching_rows
 from simulator.latent.zoo import Zoo
 from simulator.results import write_csv, write_json, write_yaml
 
@@ -70,8 +70,7 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
     rows = stitching_rows(zoo, "test", st.methods, st.anchors)
     k_curve = st.curve_anchors or max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
     log(f"accuracy through the channel at K = {k_curve}: {len(st.bits)} bit widths, {len(st.snr_db)} SNRs")
-    rows += relative_condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False),
-                                    channel_factory(scenario, "test"))
+    rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
     if st.calibrate:
         rows += calibration_rows(zoo, log)
     out_dir = Path(out_dir)
