@@ -28,6 +28,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-stitch)")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("run", help="simulate a network scenario into a results folder")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario", type=Path)
 
@@ -53,6 +58,20 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from simulator.config import load_scenario
+    from simulator.experiment.runner import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    out = args.out or Path("results") / scenario.name
+    s = run_scenario(scenario, out, _log(args.quiet))
+    acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+    delay = "n/a" if s["mean_delay_s"] is None else f"{s['mean_delay_s'] * 1e3:.2f} ms"
+    print(f"wrote {out}: {s['tasks_delivered']}/{s['tasks_arrived']} tasks delivered, accuracy {acc}, "
+          f"mean delay {delay}, {s['avg_power_w']:.4g} W in {s['wall_s']:.1f} s")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simulator.config import load_scenario
 
@@ -68,7 +87,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"stitch": _cmd_stitch, "validate": _cmd_validate, "schema": _cmd_schema}
+COMMANDS = {"run": _cmd_run, "stitch": _cmd_stitch, "validate": _cmd_validate, "schema": _cmd_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

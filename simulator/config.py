@@ -155,11 +155,12 @@ class StitchConfig(_Strict):
                                   description="bits per entry for the accuracy-vs-bits curve and Ĝ (32 = float32)")
     snr_db: tuple[float, ...] = Field((-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
                                       description="SNR grid for the accuracy-vs-SNR curves and Ĝ")
-    noisy_bits: int = Field(8, description="bits per entry in digital runs over the SNR grid")
+    noisy_bits: tuple[int, ...] = Field((4, 8), min_length=1, description="bits per entry of the digital "
+                                        "runs over the SNR grid (one curve and one Ĝ slice each)")
     curve_anchors: int | None = Field(None, description="K of the bits and SNR curves "
                                       "(default: the largest anchor count ≤ 256)")
 
-    @field_validator("bits")
+    @field_validator("bits", "noisy_bits")
     @classmethod
     def _bits_ok(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         for b in value:
@@ -167,19 +168,170 @@ class StitchConfig(_Strict):
                 raise ValueError(f"bits must be in 1..16 or 32 (float32), got {b}")
         return tuple(sorted(set(value)))
 
-    @field_validator("noisy_bits")
-    @classmethod
-    def _noisy_bits_ok(cls, value: int) -> int:
-        if not (1 <= value <= 16 or value == 32):
-            raise ValueError(f"must be in 1..16 or 32 (float32), got {value}")
-        return value
-
     @field_validator("anchors")
     @classmethod
     def _sorted_unique(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             raise ValueError("anchor counts must be distinct")
         return tuple(sorted(value))
+
+
+# --------------------------------------------------------------------------- network (issue 4)
+
+AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+def _bits_value(value: int) -> int:
+    if not (1 <= value <= 16 or value == 32):
+        raise ValueError(f"must be in 1..16 or 32 (float32), got {value}")
+    return value
+
+
+class SimulationConfig(_Strict):
+    """Length and clock of a network run, the task deadline, and the targets the run is judged by."""
+
+    slots: PositiveInt = Field(1000, le=100_000_000, description="number of controller slots to simulate")
+    slot_s: float = Field(0.01, gt=0.0, le=3600.0, description="slot length: the controller's decision epoch")
+    task_timeout_s: float | None = Field(
+        None, gt=0.0, description="a task older than this is dropped (reason 'timeout') at its next "
+        "stage change; empty = no deadline")
+    delay_target_s: float | None = Field(None, gt=0.0, description="long-term mean delay target L_max")
+    accuracy_target: float | None = Field(None, ge=0.0, le=1.0, description="long-term accuracy target A_min")
+
+
+class TrafficConfig(_Strict):
+    """Task arrivals at a transmitter; each task is a test-split sample drawn with replacement."""
+
+    kind: Literal["poisson", "deterministic", "bursty"] = Field(
+        "poisson", description="poisson: exponential gaps; deterministic: one task every 1/rate slots; "
+        "bursty: on-off, Poisson at rate_per_slot while on, exponential on and off periods")
+    rate_per_slot: float = Field(0.5, gt=0.0, le=1e4, description="λ: mean arrivals per slot (bursty: while on)")
+    mean_on_slots: float = Field(10.0, gt=0.0, le=1e9, description="bursty: mean length of an on period")
+    mean_off_slots: float = Field(10.0, gt=0.0, le=1e9, description="bursty: mean length of an off period")
+
+
+class QueueConfig(_Strict):
+    """A device's bounded task queue (tasks waiting, not counting the one in service)."""
+
+    capacity: PositiveInt = Field(64, le=10_000_000)
+    drop_policy: Literal["drop-newest", "drop-oldest"] = Field(
+        "drop-newest", description="full queue: refuse the arriving task, or evict the oldest waiting one")
+
+
+class DeviceCpuConfig(_Strict):
+    """A device's CPU: DVFS range, switched capacitance κ (energy κ f² per cycle) and FLOPs per cycle β."""
+
+    f_min_hz: float = Field(1e8, gt=0.0, le=1e12)
+    f_max_hz: float = Field(1e9, gt=0.0, le=1e12)
+    kappa: float = Field(1e-28, ge=0.0, le=1e-20)
+    flops_per_cycle: float = Field(4.0, gt=0.0, le=1e6)
+
+    @model_validator(mode="after")
+    def _range(self) -> "DeviceCpuConfig":
+        if self.f_min_hz > self.f_max_hz:
+            raise _Located(f"f_min_hz = {self.f_min_hz} exceeds f_max_hz = {self.f_max_hz}", ("f_min_hz",))
+        return self
+
+
+class RadioConfig(_Strict):
+    """A device's radio: power cap, ARQ attempts, and whether packets are coded (finite blocklength)."""
+
+    max_power_w: float = Field(0.2, gt=0.0, le=1e3)
+    max_attempts: int = Field(4, ge=1, le=64, description="transmissions of one payload before the task "
+                              "is dropped (1 = no retransmission)")
+    packet_errors: Literal["none", "fbl"] = Field(
+        "none", description="none: the channel mode alone decides the payload errors; fbl: coded packets, "
+        "lost with the finite-blocklength error probability (then retransmitted), error-free when received")
+
+
+class TransmitterConfig(_Strict):
+    """A device: encoder pool, task queue, CPU, radio, traffic source, and its link to one receiver."""
+
+    id: AgentId
+    receiver: str = Field(description="id of the receiver this device is associated with")
+    encoders: tuple[str, ...] = Field(min_length=1, description="encoder pool (ids of encoders); the "
+                                      "static controller uses the first unless controller.encoder is set")
+    traffic: TrafficConfig = TrafficConfig()
+    queue: QueueConfig = QueueConfig()
+    cpu: DeviceCpuConfig = DeviceCpuConfig()
+    radio: RadioConfig = RadioConfig()
+    idle_power_w: float = Field(0.0, ge=0.0, le=1e3, description="drawn whenever the device is on")
+    link: LinkConfig = Field(LinkConfig(), description="this device's link; keys left out take channel.link's")
+
+
+class ReceiverConfig(_Strict):
+    """An edge server: its encoder (whose heads decode), a CPU shared by its devices, an input queue."""
+
+    id: AgentId
+    encoder: str
+    cpu_hz: float = Field(1e10, gt=0.0, le=1e13)
+    kappa: float = Field(1e-28, ge=0.0, le=1e-20)
+    flops_per_cycle: float = Field(8.0, gt=0.0, le=1e6)
+    scheduling: Literal["fifo", "processor-sharing", "partitioned"] = Field(
+        "fifo", description="fifo: one queue at full speed; processor-sharing: every job in the system gets "
+        "an equal part; partitioned: each device gets the share the controller assigns (FIFO within it)")
+    queue_capacity: PositiveInt | None = Field(None, description="jobs in the system (waiting or in service); "
+                                               "empty = unbounded")
+    bandwidth_hz: float | None = Field(None, gt=0.0, le=1e11, description="empty = channel.bandwidth_hz")
+    idle_power_w: float = Field(0.0, ge=0.0, le=1e4)
+
+
+class _Interval(_Strict):
+    start_s: float = Field(ge=0.0)
+    end_s: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "_Interval":
+        if self.end_s <= self.start_s:
+            raise _Located(f"end_s = {self.end_s} must be after start_s = {self.start_s}", ("end_s",))
+        return self
+
+
+class LinkOutageFault(_Interval):
+    """Blockage: the device's link carries nothing; an attempt on the air is lost and retried after."""
+
+    transmitter: str
+
+
+class DeviceOffFault(_Interval):
+    """Churn: the device neither computes nor transmits; work in progress is lost and redone after."""
+
+    transmitter: str
+
+
+class ServerSlowdownFault(_Interval):
+    """The server's CPU serves this system at ``factor`` × its speed (0 = stalled)."""
+
+    receiver: str
+    factor: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class FaultsConfig(_Strict):
+    """Fault intervals, in simulated seconds from the start of the run."""
+
+    link_outages: tuple[LinkOutageFault, ...] = ()
+    device_off: tuple[DeviceOffFault, ...] = ()
+    server_slowdowns: tuple[ServerSlowdownFault, ...] = ()
+
+
+class StaticControllerConfig(_Strict):
+    """Fixed options every slot (the baseline until the drift-plus-penalty controller is selected)."""
+
+    kind: Literal["static"] = "static"
+    encoder: str | None = Field(None, description="encoder every device uses (must be in each pool); "
+                                "empty = the first of each device's pool")
+    anchors: PositiveInt = Field(64, description="K: anchors sent per task (a prefix of the anchor list)")
+    bits: int = Field(8, description="b: bits per entry (32 = float32)")
+    rate_bps: float | None = Field(None, gt=0.0, le=1e12, description="fixed rate (outage when the slot's "
+                                   "R_max is lower); empty = the slot's R_max at full power")
+    cpu_hz: float | None = Field(None, gt=0.0, le=1e12, description="device CPU frequency, clipped to "
+                                 "[f_min_hz, f_max_hz]; empty = f_max_hz")
+
+    @field_validator("bits")
+    @classmethod
+    def _bits_ok(cls, value: int) -> int:
+        return _bits_value(value)
+
 
 
 class Scenario(_Strict):
@@ -195,6 +347,90 @@ class Scenario(_Strict):
     heads: HeadConfig = HeadConfig()
     channel: ChannelConfig = ChannelConfig()
     stitching: StitchConfig = StitchConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    transmitters: tuple[TransmitterConfig, ...] = ()
+    faults: FaultsConfig = FaultsConfig()
+    controller: StaticControllerConfig = StaticControllerConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_link(cls, values: Any) -> Any:
+        # A transmitter's link starts from channel.link and overrides only the keys it gives, so
+        # the resolved scenario spells out every device's effective link.
+        if not isinstance(values, dict) or not isinstance(values.get("transmitters"), (list, tuple)):
+            return values
+        channel = values.get("channel")
+        if isinstance(channel, BaseModel):
+            default = channel.link.model_dump()
+        elif isinstance(channel, dict) and isinstance(channel.get("link"), dict):
+            default = channel["link"]
+        else:
+            default = {}
+        txs = []
+        for tx in values["transmitters"]:
+            if isinstance(tx, dict) and (tx.get("link") is None or isinstance(tx.get("link"), dict)):
+                tx = {**tx, "link": {**default, **(tx.get("link") or {})}}
+            txs.append(tx)
+        return {**values, "transmitters": txs}
+
+    @model_validator(mode="after")
+    def _network_fields(self) -> "Scenario":
+        encoders = {e.id for e in self.encoders}
+        if self.controller.encoder is not None and self.controller.encoder not in encoders:
+            raise _Located(f"unknown encoder {self.controller.encoder!r} (known: {', '.join(sorted(encoders))})",
+                           ("controller", "encoder"))
+        rx_ids: dict[str, int] = {}
+        for i, rx in enumerate(self.receivers):
+            if rx.id in rx_ids:
+                raise _Located(f"duplicate agent id {rx.id!r}", ("receivers", i, "id"))
+            rx_ids[rx.id] = i
+            if rx.encoder not in encoders:
+                raise _Located(f"unknown encoder {rx.encoder!r} (known: {', '.join(sorted(encoders))})",
+                               ("receivers", i, "encoder"))
+        tx_ids: set[str] = set()
+        share: dict[str, float] = {}
+        for i, tx in enumerate(self.transmitters):
+            if tx.id in tx_ids or tx.id in rx_ids:
+                raise _Located(f"duplicate agent id {tx.id!r}", ("transmitters", i, "id"))
+            tx_ids.add(tx.id)
+            if tx.receiver not in rx_ids:
+                raise _Located(f"unknown receiver {tx.receiver!r} (known: {', '.join(sorted(rx_ids)) or 'none'})",
+                               ("transmitters", i, "receiver"))
+            for j, enc in enumerate(tx.encoders):
+                if enc not in encoders:
+                    raise _Located(f"unknown encoder {enc!r} (known: {', '.join(sorted(encoders))})",
+                                   ("transmitters", i, "encoders", j))
+            if len(set(tx.encoders)) != len(tx.encoders):
+                raise _Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
+            ctl = self.controller.encoder
+            if ctl is not None and ctl not in tx.encoders:
+                raise _Located(f"encoder {ctl!r} is not in the pool of transmitter {tx.id!r}",
+                               ("controller", "encoder"))
+            if tx.link.bandwidth_share is not None:
+                share[tx.receiver] = share.get(tx.receiver, 0.0) + tx.link.bandwidth_share
+                if share[tx.receiver] > 1.0 + 1e-9:
+                    raise _Located(f"bandwidth shares of receiver {tx.receiver!r} add up to more than 1",
+                                   ("transmitters", i, "link", "bandwidth_share"))
+            if tx.radio.packet_errors == "fbl" and self.channel.mode == "analog":
+                raise _Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
+                               ("transmitters", i, "radio", "packet_errors"))
+        if self.transmitters and self.controller.anchors > self.anchors.count:
+            raise _Located(f"K = {self.controller.anchors} exceeds the anchor list length "
+                           f"anchors.count = {self.anchors.count}", ("controller", "anchors"))
+        for kind, ids, key in (("link_outages", tx_ids, "transmitter"), ("device_off", tx_ids, "transmitter"),
+                               ("server_slowdowns", set(rx_ids), "receiver")):
+            last_end: dict[str, float] = {}
+            faults = getattr(self.faults, kind)
+            for i in sorted(range(len(faults)), key=lambda i: faults[i].start_s):
+                agent = getattr(faults[i], key)
+                if agent not in ids:
+                    raise _Located(f"unknown {key} {agent!r}", ("faults", kind, i, key))
+                if faults[i].start_s < last_end.get(agent, -1.0):
+                    raise _Located(f"overlaps another {kind} interval of {agent!r}", ("faults", kind, i, "start_s"))
+                last_end[agent] = faults[i].end_s
+        return self
+
 
     @model_validator(mode="after")
     def _cross_fields(self) -> "Scenario":

@@ -1,0 +1,302 @@
+"""The agents of the SimPy world: tasks, transmitters (IoT devices) and receivers (edge servers).
+
+A task's life (DESIGN §2): arrival at its transmitter → bounded FIFO queue → encode and project
+on the device CPU (``W_tx / f`` seconds, ``κ f² W_tx`` joules, ``W_tx`` from the encoder's real
+FLOPs) → transmission of ``N = K·b + header`` bits at the slot's rate ``R`` (airtime ``N/R``,
+energy ``p N/R``), repeated on outage or packet error up to ``max_attempts`` → the receiver's
+CPU (``W_rx`` cycles of its head) → completion. Only timing and costs live here; whether the
+receiver understood the task is computed later in batches (:mod:`simulator.network.semantic`).
+
+Decisions (encoder, K, b, f) are read when the encoding starts; rate and power when each
+attempt starts (block fading: one channel state per slot, kept for the whole attempt even if
+it spills into the next slot).
+
+Faults (:mod:`simulator.network.faults`), known in advance, are handled without interrupts:
+work that a device-off interval (or, on the air, a link outage) would cut is stopped at the
+interval start, its partial energy charged, and redone after the interval (``retries``); a
+device with its link down or switched off waits (its sensor keeps producing tasks, which
+queue). After an outage attempt (the slot cannot carry the rate) the device retries in the
+next slot, since the channel state is constant within one; after a random packet error it
+retries at once. Deadlines (``task_timeout_s``) are
+checked whenever a task changes stage: dequeue, each attempt, arrival at the receiver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from simulator.channel import fbl_error_probability
+from simulator.network.cpu import SharedCpu
+from simulator.network.energy import compute_energy_j, transmit_energy_j
+from simulator.network.faults import IntervalSet
+from simulator.network.metrics import SlotTally
+
+if TYPE_CHECKING:
+    from simulator.network.world import World
+
+INF = math.inf
+_UNIFORM_CHUNK = 1024
+
+
+class Task:
+    """One sample travelling from a transmitter to a receiver (a plain record, slots for speed)."""
+
+    __slots__ = ("id", "tx", "rx", "sample", "arrival_s", "deadline_s", "encoder", "rx_encoder", "anchors", "bits",
+                 "cpu_hz", "rate_bps", "power_w", "payload_bits", "bits_sent", "attempts", "retries", "snr",
+                 "coded", "e_tx", "e_cpu", "e_srv", "remaining", "rx_cycles", "cpu_class", "end_s", "status",
+                 "reason", "prediction", "correct")
+
+    def __init__(self, task_id: int, tx: int, rx: int, sample: int, arrival_s: float, deadline_s: float):
+        self.id = task_id
+        self.tx = tx
+        self.rx = rx
+        self.sample = sample
+        self.arrival_s = arrival_s
+        self.deadline_s = deadline_s
+        self.encoder = self.rx_encoder = ""
+        self.anchors = self.bits = self.payload_bits = self.bits_sent = self.attempts = self.retries = 0
+        self.cpu_hz = self.rate_bps = self.power_w = self.snr = 0.0
+        self.coded = False
+        self.e_tx = self.e_cpu = self.e_srv = 0.0
+        self.remaining = self.rx_cycles = 0.0
+        self.cpu_class = 0
+        self.end_s = None
+        self.status = "pending"
+        self.reason = ""
+        self.prediction = None
+        self.correct = None
+
+
+class Transmitter:
+    """A device: bounded task queue, CPU, radio, and one SimPy process serving its queue in order.
+
+    Parameters
+    ----------
+    world : World
+        Gives the slot's decision (``world.state``) and takes finished tasks.
+    index : int
+        Position in the world's transmitter list.
+    cfg : TransmitterConfig
+    receiver : Receiver
+    bandwidth_hz : float
+        This link's share of the receiver's band.
+    tx_cycles : dict
+        ``(encoder id, K) → W_tx`` cycles (encoder forward + projection, ``/β``).
+    off, outage : IntervalSet
+        Device-off and link-outage fault intervals.
+    generator : numpy.random.Generator
+        For packet-error draws.
+    """
+
+    def __init__(self, world: "World", index: int, cfg, receiver: "Receiver", bandwidth_hz: float,
+                 tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator):
+        self.world = world
+        self.env: simpy.Environment = world.env
+        self.index = index
+        self.id = cfg.id
+        self.cfg = cfg
+        self.receiver = receiver
+        self.bandwidth_hz = float(bandwidth_hz)
+        self.tx_cycles = tx_cycles
+        self.off = off
+        self.outage = outage
+        self.has_faults = bool(off) or bool(outage)
+        self.kappa = cfg.cpu.kappa
+        self.max_power_w = cfg.radio.max_power_w
+        self.max_attempts = cfg.radio.max_attempts
+        self.coded = cfg.radio.packet_errors == "fbl"
+        self.capacity = cfg.queue.capacity
+        self.drop_oldest = cfg.queue.drop_policy == "drop-oldest"
+        self.queue: deque[Task] = deque()
+        self.current: Task | None = None
+        self.tally = SlotTally()
+        self._wake: simpy.Event | None = None
+        self._gen = generator
+        self._uniforms: list[float] = []
+        self._eps_key: tuple = ()
+        self._eps = 0.0
+        self.process = self.env.process(self._serve())
+
+    # ---------------------------------------------------------------- arrivals
+    def arrive(self, task: Task) -> None:
+        """A new task enters the queue (or is dropped when it is full)."""
+        self.tally.arrivals += 1
+        if len(self.queue) >= self.capacity:
+            if not self.drop_oldest:
+                self.world.drop(task, "queue-full")
+                return
+            self.world.drop(self.queue.popleft(), "queue-full")
+        self.queue.append(task)
+        if self._wake is not None:
+            wake, self._wake = self._wake, None
+            wake.succeed()
+
+    @property
+    def backlog(self) -> int:
+        return len(self.queue) + (self.current is not None)
+
+    # ---------------------------------------------------------------- service
+    def _serve(self):
+        env, world = self.env, self.world
+        while True:
+            if not self.queue:
+                self._wake = env.event()
+                yield self._wake
+                continue
+            task = self.current = self.queue.popleft()
+            if world.expired(task):
+                world.drop(task, "timeout")
+            else:
+                yield from self._encode(task)
+                if task.status == "pending":
+                    yield from self._transmit(task)
+            self.current = None
+
+    def _fault_end(self, intervals: IntervalSet) -> float:
+        """End of the fault interval containing now (0 when none): how long to wait before working."""
+        if not intervals:
+            return 0.0
+        now = self.env.now
+        return intervals.end_at(now) - now
+
+    def _encode(self, task: Task):
+        env, state, i = self.env, self.world.state, self.index
+        while True:
+            if self.world.expired(task):
+                self.world.drop(task, "timeout")
+                return
+            wait = self._fault_end(self.off)
+            if wait > 0.0:
+                yield env.timeout(wait)
+                continue
+            task.encoder, task.anchors, task.bits = state.encoder[i], state.anchors[i], state.bits[i]
+            f = task.cpu_hz = state.cpu_hz[i]
+            work = self.tx_cycles[(task.encoder, task.anchors)]
+            now = env.now
+            duration = work / f
+            cut, back = self.off.next_interval(now) if self.off else (INF, INF)
+            if cut < now + duration:  # the device switches off mid-encode: that work is lost
+                self._charge_cpu(task, compute_energy_j(self.kappa, f, f * (cut - now)))
+                task.retries += 1
+                yield env.timeout(back - now)  # straight to the interval's end (no float creep at its start)
+                continue
+            yield env.timeout(duration)
+            self._charge_cpu(task, compute_energy_j(self.kappa, f, work))
+            task.payload_bits = self.world.payload_bits(task.anchors, task.bits)
+            task.coded = self.coded
+            return
+
+    def _charge_cpu(self, task: Task, energy: float) -> None:
+        task.e_cpu += energy
+        self.tally.e_cpu += energy
+
+    def _charge_tx(self, task: Task, energy: float) -> None:
+        task.e_tx += energy
+        self.tally.e_tx += energy
+
+    def _transmit(self, task: Task):
+        env, world, i = self.env, self.world, self.index
+        while True:
+            if world.expired(task):
+                world.drop(task, "timeout")
+                return
+            wait = max(self._fault_end(self.off), self._fault_end(self.outage))
+            if wait > 0.0:
+                yield env.timeout(wait)
+                continue
+            state = world.state
+            rate = state.rate_bps[i]
+            if rate <= 0.0:  # the controller holds this device for the slot
+                yield state.next_slot
+                continue
+            state = world.link_state()
+            outage = state.outage[i]
+            power = self.max_power_w if outage else state.power_w[i]
+            airtime = world.airtime_s(task, rate, self.bandwidth_hz)
+            now = env.now
+            cut, back = (min(self.off.next_interval(now), self.outage.next_interval(now))
+                         if self.has_faults else (INF, INF))
+            if cut < now + airtime:  # a fault cuts the attempt: retried after it, not counted by ARQ
+                self._charge_tx(task, transmit_energy_j(power, cut - now))
+                task.bits_sent += int(task.payload_bits * (cut - now) / airtime)
+                task.retries += 1
+                yield env.timeout(back - now)
+                continue
+            lost = outage or (self.coded and self._uniform() < self._packet_error(task, state.snr[i], airtime))
+            task.rate_bps, task.power_w, task.snr = rate, power, state.snr[i]
+            task.attempts += 1
+            task.bits_sent += task.payload_bits
+            self._charge_tx(task, transmit_energy_j(power, airtime))
+            yield env.timeout(airtime)
+            if not lost:
+                self.receiver.receive(task)
+                return
+            if task.attempts >= self.max_attempts:
+                world.drop(task, "outage" if outage else "packet-error")
+                return
+            if outage:
+                yield world.state.next_slot
+
+    def _uniform(self) -> float:
+        if not self._uniforms:
+            self._uniforms = self._gen.random(_UNIFORM_CHUNK).tolist()[::-1]
+        return self._uniforms.pop()
+
+    def _packet_error(self, task: Task, snr: float, airtime: float) -> float:
+        """Finite-blocklength error probability of this packet in the current slot (cached per slot and N)."""
+        key = (self.world.slot, task.payload_bits, airtime)
+        if key != self._eps_key:
+            n = max(1.0, self.bandwidth_hz * airtime)
+            self._eps = float(fbl_error_probability(snr, n, task.payload_bits))
+            self._eps_key = key
+        return self._eps
+
+
+class Receiver:
+    """An edge server: its encoder's heads decode on a CPU shared by its devices.
+
+    Parameters
+    ----------
+    world : World
+    index : int
+    cfg : ReceiverConfig
+    n_devices : int
+        Number of transmitters associated with it (the CPU's slices).
+    head_cycles : dict
+        ``K → W_rx`` cycles of one head decision.
+    slowdown : IntervalSet
+    """
+
+    def __init__(self, world: "World", index: int, cfg, n_devices: int, head_cycles: dict,
+                 slowdown: IntervalSet):
+        self.world = world
+        self.index = index
+        self.id = cfg.id
+        self.cfg = cfg
+        self.encoder = cfg.encoder
+        self.capacity = cfg.queue_capacity
+        self.head_cycles = head_cycles
+        self.slot_of: dict[int, int] = {}  # transmitter index → CPU slice
+        self.cpu = SharedCpu(world.env, cfg.cpu_hz, cfg.kappa, cfg.scheduling, n_devices, slowdown, world.deliver)
+        self.decoded = 0
+
+    def receive(self, task: Task) -> None:
+        """A payload arrived: queue it for decoding (or drop it on deadline or a full input queue)."""
+        if self.world.expired(task):
+            self.world.drop(task, "timeout")
+            return
+        if self.capacity is not None and self.cpu.n_jobs >= self.capacity:
+            self.world.drop(task, "receiver-queue-full")
+            return
+        task.rx_encoder = self.encoder
+        task.remaining = task.rx_cycles = self.head_cycles[task.anchors]
+        task.cpu_class = self.slot_of[task.tx]
+        self.cpu.submit(task)
+
+
+__all__ = ["Task", "Transmitter", "Receiver"]

@@ -1,0 +1,123 @@
+"""The links of a network: bandwidth split, large-scale gain, per-slot fading gains and R_max, by chunks of slots.
+
+Model (DESIGN §2): the gain of link i in slot t is ``g_t = PL(d_i) · S_i · |h_t|²`` with
+``E|h|² = 1`` (:mod:`simulator.channel.fading`), ``S_i`` a static log-normal shadowing draw
+per link, and ``R_max,t = B_i log2(1 + P_max g_t / (Γ N0 B_i))``. A receiver's bandwidth is
+split among its transmitters: each gets its ``bandwidth_share`` when set, and the rest is
+split equally among those without one (FDMA).
+
+Gains are generated ``chunk_slots`` slots at a time (a 10⁶-slot run never holds its whole
+trace). Each chunk of a correlated (Jakes, AR(1)) trace starts from the stationary law, so the
+time correlation restarts once per chunk (every 65 536 slots by default); marginals are exact.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulator.channel import (db_to_linear, fixed_loss_gain, gain_trace, jakes_rho, log_distance_gain,
+                               max_rate_bps, noise_psd_w_hz, shadowing_gain)
+from simulator.config import ChannelConfig, ReceiverConfig, TransmitterConfig
+from simulator.rng import SeedTree
+
+CHUNK_SLOTS = 1 << 16
+
+
+def split_bandwidth(transmitters: Sequence[TransmitterConfig], receivers: Sequence[ReceiverConfig],
+                    default_bandwidth_hz: float) -> np.ndarray:
+    """Bandwidth of each transmitter's link (Hz), shape (n_tx,): explicit shares, equal split of the rest."""
+    total = {rx.id: rx.bandwidth_hz or default_bandwidth_hz for rx in receivers}
+    fixed: dict[str, float] = {}
+    free: dict[str, int] = {}
+    for tx in transmitters:
+        if tx.link.bandwidth_share is None:
+            free[tx.receiver] = free.get(tx.receiver, 0) + 1
+        else:
+            fixed[tx.receiver] = fixed.get(tx.receiver, 0.0) + tx.link.bandwidth_share
+    out = []
+    for tx in transmitters:
+        share = tx.link.bandwidth_share
+        if share is None:
+            share = max(0.0, 1.0 - fixed.get(tx.receiver, 0.0)) / free[tx.receiver]
+        out.append(share * total[tx.receiver])
+    return np.asarray(out, dtype=np.float64)
+
+
+class LinkTable:
+    """Per-slot channel state of every transmitter's link.
+
+    Parameters
+    ----------
+    channel : ChannelConfig
+        Noise PSD, SNR gap and path-loss model (shared by every link).
+    transmitters, receivers : sequence of configs
+        Each transmitter's ``link`` already holds its effective settings.
+    slot_s : float
+        Slot length (for the Jakes correlation ``ρ = J0(2π f_D slot_s)``).
+    seeds : SeedTree
+        Parent node; link i draws fading from ``fading/<tx id>`` and shadowing from
+        ``shadowing/<tx id>``, so adding a device does not change the others' channels.
+    max_power_w : array_like
+        ``P_max`` per transmitter (W), for ``R_max``.
+
+    Attributes
+    ----------
+    bandwidth_hz : numpy.ndarray, shape (n_tx,)
+    large_scale_gain : numpy.ndarray, shape (n_tx,)
+        ``PL(d) · S``, linear.
+    noise_psd_w_hz : float
+    gap : float
+        ``Γ``, linear.
+    """
+
+    def __init__(self, channel: ChannelConfig, transmitters: Sequence[TransmitterConfig],
+                 receivers: Sequence[ReceiverConfig], slot_s: float, seeds: SeedTree,
+                 max_power_w: Sequence[float], chunk_slots: int = CHUNK_SLOTS):
+        self.links = [tx.link for tx in transmitters]
+        self.bandwidth_hz = split_bandwidth(transmitters, receivers, channel.bandwidth_hz)
+        pl = channel.path_loss
+        distance = np.array([link.distance_m for link in self.links])
+        if pl.model == "fixed":
+            path = np.broadcast_to(fixed_loss_gain(pl.loss_db), distance.shape).copy()
+        else:
+            path = log_distance_gain(distance, pl.reference_loss_db, pl.exponent, pl.reference_distance_m)
+        shadow = np.array([float(shadowing_gain(link.shadowing_sigma_db, 1, seeds.child("shadowing", tx.id).numpy())[0])
+                           for link, tx in zip(self.links, transmitters)])
+        self.large_scale_gain = path * shadow
+        self.noise_psd_w_hz = float(noise_psd_w_hz(channel.noise_psd_dbm_hz))
+        self.gap = float(db_to_linear(channel.snr_gap_db))
+        self.max_power_w = np.asarray(max_power_w, dtype=np.float64)
+        self.rho = [jakes_rho(link.doppler_hz, slot_s) if link.doppler_hz > 0 else 0.0 for link in self.links]
+        self._gens = [seeds.child("fading", tx.id).numpy() for tx in transmitters]
+        self.chunk_slots = int(chunk_slots)
+        self._start = 0
+        self._gain = np.empty((0, len(self.links)))
+        self._r_max = self._gain
+
+    def _fill(self, slot: int) -> None:
+        n = self.chunk_slots
+        fading = np.empty((n, len(self.links)))
+        for i, (link, gen) in enumerate(zip(self.links, self._gens)):
+            fading[:, i] = gain_trace(link.fading, n, 1, gen, k_factor=link.k_factor, m=link.nakagami_m,
+                                      rho=self.rho[i])[:, 0]
+        self._gain = fading * self.large_scale_gain
+        self._r_max = max_rate_bps(self.max_power_w, self._gain, self.noise_psd_w_hz, self.bandwidth_hz, self.gap)
+        self._start = slot
+
+    def state(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """Gains ``g_t`` and ``R_max,t`` (bit/s) of every link in ``slot``: two (n_tx,) read-only views.
+
+        Slots must be asked for in increasing order (chunks are generated forward only).
+        """
+        row = slot - self._start
+        if row >= len(self._gain) or row < 0:
+            if slot != self._start + len(self._gain):
+                raise ValueError("link states must be read slot by slot, in order")
+            self._fill(slot)
+            row = 0
+        return self._gain[row], self._r_max[row]
+
+
+__all__ = ["LinkTable", "split_bandwidth", "CHUNK_SLOTS"]

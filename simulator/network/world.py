@@ -1,0 +1,488 @@
+"""The SimPy world: agents, links, faults and a controller wired together, run slot by slot with metrics on disk.
+
+Event loop
+----------
+One ``simpy.Environment`` holds
+
+- the **slot clock**: at ``t = s·slot_s`` it closes slot ``s − 1`` (writes its ``slots.csv`` rows,
+  gives the controller its feedback, resolves a batch of task outcomes when enough are
+  waiting) and opens slot ``s``: reads the link gains of the slot, builds the
+  :class:`~simulator.network.controller.Observation`, asks the controller, and publishes the
+  decision in :attr:`World.state` (plain Python lists, read by the agents). Its events run
+  before any other event at the same instant (SimPy's URGENT priority), so an arrival at a
+  slot boundary belongs to the new slot;
+- one **arrival source** per transmitter (a timeout per arrival, times drawn in chunks);
+- one **service process** per transmitter (a timeout per encoding and per attempt);
+- one fluid **CPU** per receiver (a timeout per completion or re-plan).
+
+SimPy events carry timing only. What a receiver understands of a task (projection,
+quantization, bit errors or noise, head) is computed in batches of at least
+``OUTCOME_BATCH`` delivered tasks, grouped by (tx encoder, K, b, rx encoder), by
+:class:`~simulator.network.semantic.OutcomeResolver` — never one Python call per sample.
+
+Memory is bounded: rows stream to disk, tallies are per agent, delays go to a fixed-size
+histogram, and at most ``OUTCOME_BATCH`` plus one slot's worth of finished tasks wait for their
+outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import simpy
+from simpy.core import URGENT
+from simpy.events import Event
+
+from simulator import __version__
+from simulator.channel import linear_to_db, power_for_rate_w, snr
+from simulator.config import Scenario
+from simulator.errors import ScenarioError
+from simulator.latent.zoo import Zoo
+from simulator.network.agents import Receiver, Task, Transmitter
+from simulator.network.controller import Feedback, NetworkSpec, Observation, anchor_options, build_controller
+from simulator.network.energy import EnergyLedger, cycles, head_flops, idle_energy_j, projection_flops
+from simulator.network.faults import FaultSchedule
+from simulator.network.links import LinkTable
+from simulator.network.metrics import SLOT_COLUMNS, TASK_COLUMNS, CsvStream, LogHistogram, TaskTally
+from simulator.network.semantic import OutcomeResolver
+from simulator.network.traffic import ArrivalStream
+from simulator.rng import SeedTree
+
+OUTCOME_BATCH = 2048
+"""Delivered tasks waiting for their semantic outcome before a batch is resolved (at a slot end)."""
+
+BLOCK_SLOTS = 1024
+"""Slots whose ``slots.csv`` rows are kept in arrays and written (and their power computed) at once."""
+
+_ZOO_FIELDS = ("data", "encoders", "anchors", "relative", "heads")
+_BLOCK_FIELDS = (("gain", np.float64), ("r_max", np.float64), ("link_up", bool), ("device_on", bool),
+                 ("encoder", np.int64), ("anchors", np.int64), ("bits", np.int64), ("rate", np.float64),
+                 ("cpu_hz", np.float64), ("share", np.float64), ("backlog", np.int64), ("arrivals", np.int64),
+                 ("delivered", np.int64), ("dropped", np.int64), ("e_tx", np.float64), ("e_cpu", np.float64),
+                 ("delay_sum", np.float64))
+
+
+class _Table(dict):
+    """A dict that computes a missing entry once with ``factory(key)``."""
+
+    def __init__(self, factory: Callable[[Any], Any]):
+        super().__init__()
+        self._factory = factory
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._factory(key)
+        return value
+
+
+class SlotState:
+    """The decision in force during the current slot: Python lists indexed by transmitter.
+
+    ``next_slot`` is an event that fires when the next slot opens (devices held by the controller
+    wait on it).
+    """
+
+    __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "next_slot")
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """Task accounting at the end of a run (pending counted by walking every queue)."""
+
+    arrived: int
+    delivered: int
+    dropped: int
+    pending: int
+
+
+class World:
+    """A network scenario ready to run: ``World(scenario, zoo).run(folder)``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Needs at least one transmitter and one receiver.
+    zoo : Zoo
+        Built from a scenario with the same ``data``, ``encoders``, ``anchors``, ``relative`` and
+        ``heads`` sections (usually ``Zoo.build(scenario)``).
+    """
+
+    def __init__(self, scenario: Scenario, zoo: Zoo):
+        if not scenario.transmitters or not scenario.receivers:
+            raise ScenarioError("a network run needs at least one transmitter and one receiver",
+                                path="transmitters" if not scenario.transmitters else "receivers")
+        for name in _ZOO_FIELDS:
+            if getattr(zoo.scenario, name) != getattr(scenario, name):
+                raise ValueError(f"the zoo was built for a different {name!r} section")
+        self.scenario = scenario
+        self.zoo = zoo
+        sim, ch = scenario.simulation, scenario.channel
+        self.slot_s = sim.slot_s
+        self.n_slots = sim.slots
+        self.timeout_s = sim.task_timeout_s if sim.task_timeout_s is not None else math.inf
+        self.mode = ch.mode
+        self.header_bits = ch.header_bits
+        self.n_spaces = len(scenario.relative.similarity)
+        self.env = simpy.Environment()
+        seeds = SeedTree(scenario.seed).child("network")
+
+        txs, rxs = scenario.transmitters, scenario.receivers
+        self.tx_ids = tuple(t.id for t in txs)
+        self.rx_ids = tuple(r.id for r in rxs)
+        self.encoder_ids = tuple(e.id for e in scenario.encoders)
+        rx_index = {rid: j for j, rid in enumerate(self.rx_ids)}
+        self.receiver_of = np.array([rx_index[t.receiver] for t in txs], dtype=np.int64)
+        self.faults = FaultSchedule.from_config(scenario.faults, self.tx_ids, self.rx_ids)
+        max_power = np.array([t.radio.max_power_w for t in txs])
+        self.links = LinkTable(ch, txs, rxs, self.slot_s, seeds.child("channel"), max_power)
+
+        rel, heads = scenario.relative, scenario.heads
+        n_classes = zoo.dataset.n_classes
+        self.receivers = []
+        for j, rcfg in enumerate(rxs):
+            beta = rcfg.flops_per_cycle
+            table = _Table(lambda k, beta=beta: cycles(head_flops(k, self.n_spaces, heads.hidden, n_classes), beta))
+            devices = [i for i, t in enumerate(txs) if t.receiver == rcfg.id]
+            rx = Receiver(self, j, rcfg, len(devices), table, self.faults.slowdown[j])
+            rx.slot_of = {i: c for c, i in enumerate(devices)}
+            self.receivers.append(rx)
+        self.transmitters = []
+        for i, tcfg in enumerate(txs):
+            beta = tcfg.cpu.flops_per_cycle
+
+            def tx_work(key, beta=beta):
+                enc, k = key
+                e = zoo.encoders[enc]
+                return cycles(e.flops + projection_flops(e.cfg.latent_dim, k, rel.similarity, rel.center), beta)
+
+            self.transmitters.append(Transmitter(
+                self, i, tcfg, self.receivers[self.receiver_of[i]], self.links.bandwidth_hz[i], _Table(tx_work),
+                self.faults.device_off[i], self.faults.link_outage[i], seeds.child("packets", tcfg.id).numpy()))
+        self._payload = _Table(lambda key: key[0] * self.n_spaces * key[1] + self.header_bits)
+
+        enc_index = {e: n for n, e in enumerate(self.encoder_ids)}
+        self.spec = NetworkSpec(
+            self.tx_ids, self.rx_ids, self.encoder_ids, self.receiver_of,
+            tuple(np.array([enc_index[e] for e in t.encoders], dtype=np.int64) for t in txs),
+            np.array([t.cpu.f_min_hz for t in txs]), np.array([t.cpu.f_max_hz for t in txs]),
+            np.array([t.cpu.kappa for t in txs]), max_power, self.links.bandwidth_hz.copy(),
+            self.links.noise_psd_w_hz, self.links.gap, np.array([r.cpu_hz for r in rxs]), scenario.anchors.count)
+        self.controller = build_controller(scenario, self.spec)
+        self.resolver = OutcomeResolver(zoo, ch.mode, ch.modulation, seeds.child("payload").torch())
+        self.n_test = len(self.resolver.labels)
+        # Heads and projectors of every option are loaded (or trained) now, not inside the run.
+        for tx in self.transmitters:
+            for enc in tx.cfg.encoders:
+                for k in anchor_options(scenario):
+                    self.resolver.prepare(enc, tx.receiver.encoder, k)
+        self._streams = [ArrivalStream(t.traffic, self.slot_s, self.n_test, seeds.child("traffic", t.id).numpy())
+                         for t in txs]
+
+        self.state = SlotState()
+        self.state.next_slot = self.env.event()
+        self.slot = -1
+        self._next_task_id = 0
+        self._delivered: list[Task] = []
+        self.tx_tally = [TaskTally() for _ in txs]
+        self.tx_energy = [EnergyLedger() for _ in txs]
+        self.delays = LogHistogram()
+        self._slots_csv: CsvStream | None = None
+        self._tasks_csv: CsvStream | None = None
+        n_tx = len(txs)
+        self._has_tx_faults = any(self.faults.link_outage) or any(self.faults.device_off)
+        self._all_true = np.ones(n_tx, dtype=bool)
+        self._all_true.setflags(write=False)
+        self._partitioned = [rx for rx in self.receivers if rx.cpu.policy == "partitioned"]
+        self._last_decision = None
+        self._block_start = 0
+        self._row = 0
+        self._block = {name: np.zeros((BLOCK_SLOTS, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
+        self._done = False
+        self._log: Callable[[str], None] | None = None
+
+    # ---------------------------------------------------------------- hooks used by the agents
+    def expired(self, task: Task) -> bool:
+        return self.env.now > task.deadline_s
+
+    def payload_bits(self, k: int, bits: int) -> int:
+        """``N = K · spaces · b + header`` (digital and ideal); 0 in analog mode (symbols, not bits)."""
+        return 0 if self.mode == "analog" else self._payload[(k, bits)]
+
+    def airtime_s(self, task: Task, rate_bps: float, bandwidth_hz: float) -> float:
+        """Digital: ``N / R``. Analog: ``⌈K·spaces / 2⌉ / B`` (two real entries per complex symbol)."""
+        if self.mode == "analog":
+            return math.ceil(task.anchors * self.n_spaces / 2) / bandwidth_hz
+        return task.payload_bits / rate_bps
+
+    def drop(self, task: Task, reason: str) -> None:
+        task.status, task.reason, task.end_s = "dropped", reason, self.env.now
+        self.transmitters[task.tx].tally.dropped += 1
+        self._record(task)
+
+    def deliver(self, task: Task) -> None:
+        now = self.env.now
+        task.status, task.end_s = "delivered", now
+        tally = self.transmitters[task.tx].tally
+        tally.delivered += 1
+        tally.delay_sum_s += now - task.arrival_s
+        self.receivers[task.rx].decoded += 1
+        self._delivered.append(task)
+
+    # ---------------------------------------------------------------- processes
+    def _source(self, tx: Transmitter, stream: ArrivalStream):
+        env, timeout, rx = self.env, self.timeout_s, int(self.receiver_of[tx.index])
+        while True:
+            times, samples = stream.next_chunk()
+            for t, sample in zip(times, samples):
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                task = Task(self._next_task_id, tx.index, rx, sample, t, t + timeout)
+                self._next_task_id += 1
+                self.tx_tally[tx.index].arrived += 1
+                tx.arrive(task)
+
+    def _at(self, t: float) -> Event:
+        """An event at absolute time ``t`` that runs before the other events of that instant."""
+        ev = Event(self.env)
+        ev._ok, ev._value = True, None
+        self.env.schedule(ev, URGENT, max(0.0, t - self.env.now))
+        return ev
+
+    def _clock(self):
+        every = max(1, self.n_slots // 10)
+        for s in range(self.n_slots):
+            if self._log is not None and s and s % every == 0:
+                self._log(f"slot {s}/{self.n_slots}: {sum(t.arrived for t in self.tx_tally)} tasks so far")
+            self._open_slot(s)
+            yield self._at((s + 1) * self.slot_s)
+            self._close_slot(s)
+            if len(self._delivered) >= OUTCOME_BATCH:
+                self._flush()
+        self._done = True  # the run loop stops here, before any other event at the final instant
+
+    def _open_slot(self, s: int) -> None:
+        self.slot = s
+        t = s * self.slot_s
+        b = self._row = s - self._block_start
+        blk = self._block
+        gain, r_max = self.links.state(s)
+        if self._has_tx_faults:
+            # Blockage is enforced in continuous time by the agents (faults.py); the gain stays the
+            # channel's, so a slot that starts blocked but clears mid-slot is usable afterwards.
+            link_up = np.array([tx.outage.end_at(t) <= t for tx in self.transmitters])
+            device_on = np.array([tx.off.end_at(t) <= t for tx in self.transmitters])
+        else:
+            link_up = device_on = self._all_true
+        backlog = [tx.backlog for tx in self.transmitters]
+        obs = Observation(s, t, gain, r_max, np.array(backlog, dtype=np.int64),
+                          np.array([rx.cpu.n_jobs for rx in self.receivers], dtype=np.int64), link_up, device_on)
+        dec = self.controller.decide(obs)
+        blk["gain"][b], blk["r_max"][b], blk["link_up"][b], blk["device_on"][b] = gain, r_max, link_up, device_on
+        blk["encoder"][b], blk["anchors"][b], blk["bits"][b] = dec.encoder, dec.anchors, dec.bits
+        blk["rate"][b], blk["cpu_hz"][b], blk["share"][b], blk["backlog"][b] = (dec.rate_bps, dec.cpu_hz,
+                                                                              dec.server_share, backlog)
+        st = self.state
+        if dec is not self._last_decision:  # a controller may return the same object: skip the conversions
+            st.encoder = [self.encoder_ids[e] for e in dec.encoder.tolist()]
+            st.anchors, st.bits = dec.anchors.tolist(), dec.bits.tolist()
+            st.rate_bps, st.cpu_hz = dec.rate_bps.tolist(), dec.cpu_hz.tolist()
+            if self._partitioned:
+                shares = dec.server_share.tolist()
+                for rx in self._partitioned:
+                    rx.cpu.set_shares([shares[i] for i in rx.slot_of])
+            self._last_decision = dec
+        st.power_w = st.outage = st.snr = None  # computed when the slot's first attempt needs them
+        wake, st.next_slot = st.next_slot, self.env.event()
+        wake.succeed()
+
+    def _link_budget(self, rate: np.ndarray, gain: np.ndarray, r_max: np.ndarray):
+        """Power, outage flag and SNR of the chosen rates; any shape broadcasting against (n_tx,).
+
+        ``p = Γ (2^{R/B} − 1) N0 B / g`` (:func:`~simulator.channel.power_for_rate_w`); when the
+        rate exceeds ``R_max`` the attempt is in outage and goes out at ``P_max`` (analog mode has
+        no outage: the receiver gets a noisier copy). SNR ``γ = p g / (N0 B)`` at the power used.
+        """
+        lk = self.links
+        power = np.minimum(power_for_rate_w(rate, gain, lk.noise_psd_w_hz, lk.bandwidth_hz, lk.gap), lk.max_power_w)
+        if self.mode == "analog":
+            outage = np.zeros(np.shape(power), dtype=bool)
+        else:
+            outage = (rate > 0) & (rate > r_max * (1.0 + 1e-9))
+        return power, outage, snr(power, gain, lk.noise_psd_w_hz, lk.bandwidth_hz)
+
+    def link_state(self) -> SlotState:
+        """The slot state with power, outage and SNR filled in (once per slot, on first use)."""
+        st = self.state
+        if st.power_w is None:
+            b, blk = self._row, self._block
+            power, outage, gamma = self._link_budget(blk["rate"][b], blk["gain"][b], blk["r_max"][b])
+            st.power_w, st.outage, st.snr = power.tolist(), outage.tolist(), gamma.tolist()
+        return st
+
+    def _close_slot(self, s: int) -> None:
+        b, blk, txs = self._row, self._block, self.transmitters
+        tallies = [tx.tally for tx in txs]
+        blk["arrivals"][b] = [tl.arrivals for tl in tallies]
+        blk["delivered"][b] = delivered = [tl.delivered for tl in tallies]
+        blk["dropped"][b] = [tl.dropped for tl in tallies]
+        blk["e_tx"][b] = [tl.e_tx for tl in tallies]
+        blk["e_cpu"][b] = [tl.e_cpu for tl in tallies]
+        blk["delay_sum"][b] = [tl.delay_sum_s for tl in tallies]
+        for tl in tallies:
+            tl.reset()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delay = blk["delay_sum"][b] / blk["delivered"][b]
+        self.controller.update(Feedback(s, blk["delivered"][b], delay, blk["dropped"][b],
+                                        blk["e_tx"][b] + blk["e_cpu"][b]))
+        if b + 1 == BLOCK_SLOTS or s + 1 == self.n_slots:
+            self._write_block(b + 1)
+
+    def _write_block(self, n: int) -> None:
+        """Write ``slots.csv`` rows of the block's first ``n`` slots (vectorized), then start a new block."""
+        blk, n_tx = self._block, len(self.transmitters)
+        v = {k: a[:n] for k, a in blk.items()}
+        for ledger, e_tx, e_cpu in zip(self.tx_energy, v["e_tx"].sum(0).tolist(), v["e_cpu"].sum(0).tolist()):
+            ledger.tx_j += e_tx
+            ledger.cpu_j += e_cpu
+        power, outage, _ = self._link_budget(v["rate"], v["gain"], v["r_max"])
+        slots = np.arange(self._block_start, self._block_start + n)
+        with np.errstate(divide="ignore"):
+            gain_db = linear_to_db(v["gain"])
+        enc_ids = np.array(self.encoder_ids, dtype=object)
+        cols = [np.repeat(slots, n_tx), np.repeat(slots * self.slot_s, n_tx), np.tile(np.array(self.tx_ids, object), n),
+                np.tile(np.array([tx.receiver.id for tx in self.transmitters], object), n), gain_db, v["r_max"],
+                v["link_up"], v["device_on"], enc_ids[v["encoder"]], v["anchors"], v["bits"], v["rate"], power,
+                outage, v["cpu_hz"], v["share"], v["backlog"], v["arrivals"], v["delivered"], v["dropped"],
+                v["e_tx"], v["e_cpu"]]
+        self._slots_csv.writerows(zip(*(c.reshape(-1).tolist() for c in cols)))
+        self._block_start += n
+
+    # ---------------------------------------------------------------- task records
+    def _flush(self) -> None:
+        if self._delivered:
+            self.resolver.resolve(self._delivered)
+            for task in self._delivered:
+                self._record(task)
+            self._delivered = []
+
+    def _record(self, task: Task) -> None:
+        tally = self.tx_tally[task.tx]
+        delay = None
+        if task.status == "delivered":
+            delay = task.end_s - task.arrival_s
+            tally.delivered += 1
+            tally.correct += bool(task.correct)
+            tally.delay_sum_s += delay
+            self.delays.add(delay)
+        elif task.status == "dropped":
+            tally.dropped[task.reason] = tally.dropped.get(task.reason, 0) + 1
+        tally.bits_sent += task.bits_sent
+        snr_db = 10.0 * math.log10(task.snr) if task.snr > 0 else None
+        self._tasks_csv.writerow((
+            task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, self.resolver.label(task.sample),
+            task.arrival_s, task.end_s, delay, task.status, task.reason, task.encoder, task.rx_encoder,
+            task.anchors or None, task.bits or None, task.cpu_hz or None, task.rate_bps or None,
+            task.power_w if task.attempts else None, task.payload_bits, task.bits_sent, task.attempts, task.retries,
+            snr_db, task.e_tx, task.e_cpu, task.e_srv, task.e_tx + task.e_cpu + task.e_srv, task.prediction,
+            None if task.correct is None else int(task.correct)))
+
+    def pending_tasks(self) -> list[Task]:
+        """Every task still in the system, found by walking the device queues and the server CPUs."""
+        out: list[Task] = []
+        for tx in self.transmitters:
+            out.extend(tx.queue)
+            if tx.current is not None:
+                out.append(tx.current)
+        for rx in self.receivers:
+            out.extend(rx.cpu.jobs())
+        return out
+
+    # ---------------------------------------------------------------- running
+    def run(self, folder: Path, log: Callable[[str], None] | None = None) -> dict:
+        """Simulate every slot, stream ``slots.csv`` and ``tasks.csv`` into ``folder``, return the summary.
+
+        The summary has the DESIGN §4 keys except ``wall_s`` (the runner adds it) and a
+        ``counts`` entry (:class:`RunCounts`) for the conservation check.
+        """
+        if self._slots_csv is not None:
+            raise RuntimeError("a World runs once; build a new one for another run")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._log = log
+        self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS)
+        self._tasks_csv = CsvStream(folder / "tasks.csv", TASK_COLUMNS)
+        try:
+            # The clock starts first: a task arriving at t = 0 must find slot 0 open.
+            self.env.process(self._clock())
+            for tx, stream in zip(self.transmitters, self._streams):
+                self.env.process(self._source(tx, stream))
+            step = self.env.step
+            while not self._done:
+                step()
+            self._flush()
+            pending = self.pending_tasks()
+            for task in pending:
+                self._record(task)
+            self._slots_csv.close()
+            self._tasks_csv.close()
+        except BaseException:
+            self._slots_csv.abort()
+            self._tasks_csv.abort()
+            raise
+        return self._summary(len(pending))
+
+    def _summary(self, n_pending: int) -> dict:
+        sc, sim = self.scenario, self.scenario.simulation
+        duration = self.n_slots * self.slot_s
+        per_agent: dict[str, dict] = {}
+        total = EnergyLedger()
+        pending_by_tx = [0] * len(self.transmitters)
+        for task in self.pending_tasks():
+            pending_by_tx[task.tx] += 1
+        for i, tx in enumerate(self.transmitters):
+            led = self.tx_energy[i]
+            off_s = tx.off.covered_s(duration)
+            led.idle_j = idle_energy_j(tx.cfg.idle_power_w, duration - off_s)
+            total.add(led)
+            per_agent[tx.id] = {"kind": "transmitter", "receiver": tx.receiver.id, **self.tx_tally[i].as_dict(),
+                                "tasks_pending": pending_by_tx[i], **led.as_dict(),
+                                "avg_power_w": led.total_j / duration, "off_s": off_s,
+                                "bandwidth_hz": float(self.links.bandwidth_hz[i])}
+        for rx in self.receivers:
+            led = EnergyLedger(server_j=rx.cpu.energy_j, idle_j=idle_energy_j(rx.cfg.idle_power_w, duration))
+            total.add(led)
+            per_agent[rx.id] = {"kind": "receiver", "encoder": rx.encoder, "tasks_decoded": rx.decoded,
+                                "jobs_pending": rx.cpu.n_jobs, "busy_fraction": rx.cpu.busy_s / duration,
+                                **led.as_dict(), "avg_power_w": led.total_j / duration}
+        tallies = self.tx_tally
+        arrived = sum(t.arrived for t in tallies)
+        delivered = sum(t.delivered for t in tallies)
+        dropped = sum(t.n_dropped for t in tallies)
+        correct = sum(t.correct for t in tallies)
+        reasons: dict[str, int] = {}
+        for t in tallies:
+            for r, c in t.dropped.items():
+                reasons[r] = reasons.get(r, 0) + c
+        accuracy = correct / delivered if delivered else None
+        mean_delay = sum(t.delay_sum_s for t in tallies) / delivered if delivered else None
+        return {
+            "name": sc.name, "version": __version__, "seed": sc.seed, "controller": sc.controller.kind,
+            "slots": self.n_slots, "slot_s": self.slot_s, "duration_s": duration,
+            "tasks_arrived": arrived, "tasks_delivered": delivered, "tasks_dropped": dropped,
+            "tasks_pending": n_pending, "dropped_by_reason": dict(sorted(reasons.items())),
+            "accuracy": accuracy, "mean_delay_s": mean_delay, "p95_delay_s": self.delays.quantile(0.95),
+            "avg_power_w": total.total_j / duration, **total.as_dict(),
+            "delay_target_s": sim.delay_target_s, "accuracy_target": sim.accuracy_target,
+            "delay_met": (None if sim.delay_target_s is None or mean_delay is None
+                          else mean_delay <= sim.delay_target_s),
+            "accuracy_met": (None if sim.accuracy_target is None or accuracy is None
+                             else accuracy >= sim.accuracy_target),
+            "per_agent": per_agent,
+            "counts": RunCounts(arrived, delivered, dropped, n_pending),
+        }
+
+
+__all__ = ["World", "SlotState", "RunCounts", "OUTCOME_BATCH"]

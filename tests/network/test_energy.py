@@ -1,0 +1,37 @@
+"""Compute and energy model."""
+
+import pytest
+import torch
+
+from simulator.latent.relative import RelativeProjector
+from simulator.network.energy import (EnergyLedger, compute_energy_j, cycles, head_flops, idle_energy_j,
+                                      projection_flops, transmit_energy_j)
+
+
+def test_formulas():
+    assert cycles(8e6, 4) == 2e6
+    assert compute_energy_j(1e-28, 1e9, 2e6) == pytest.approx(1e-28 * 1e18 * 2e6)
+    assert transmit_energy_j(0.1, 2e-3) == pytest.approx(2e-4)
+    assert idle_energy_j(0.5, 4.0) == 2.0
+
+
+def test_projection_flops_count_the_matmul_and_norms():
+    d, k = 64, 32
+    assert projection_flops(d, k, ["cosine"], False) == 2 * d * k + 2 * d + k
+    assert projection_flops(d, k, ["cosine"], True) == 2 * d * k + 4 * d + 2 * k
+    assert projection_flops(d, k, ["cosine", "l1"], False) == 2 * d * k + 2 * d + k + 3 * d * k
+    # The count matches the shape of the work the projector does (a (d × K) matmul dominates).
+    proj = RelativeProjector.fit(torch.randn(k, d), ["cosine"])
+    assert proj(torch.randn(3, d)).shape == (3, k)
+
+
+def test_head_flops_grow_with_k():
+    small, large = head_flops(16, 1, 64, 10), head_flops(64, 1, 64, 10)
+    assert large - small == (2 * 64) * 48 + 5 * 48  # first layer 2·K·hidden, plus the norm
+    assert head_flops(16, 2, 64, 10) > small
+
+
+def test_ledger():
+    a = EnergyLedger(tx_j=1.0, cpu_j=2.0)
+    a.add(EnergyLedger(server_j=3.0, idle_j=4.0))
+    assert a.total_j == 10.0 and a.as_dict()["energy_j"] == 10.0
