@@ -32,6 +32,7 @@ data:
 	fi
 
 demo: setup
+	$(BIN)/relcomm run scenarios/quickstart.yaml --out results/quickstart
 	$(BIN)/relcomm stitch scenarios/mismatch.yaml --out results/mismatch
 
 test: setup
