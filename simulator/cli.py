@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,48 +24,118 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def add_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                       help="override a scenario field before validation, e.g. --set controller.bits=4 or "
+                       "--set transmitters[0].cpu.f_max_hz=2e9 (the value is read as YAML; repeatable)")
+
     p = sub.add_parser("stitch", help="alignment-under-mismatch matrix of a scenario's encoders")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-stitch)")
-    p.add_argument("--quiet", action="store_true")
+    add_set(p)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("run", help="simulate a network scenario into a results folder")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
-    p.add_argument("--quiet", action="store_true")
+    add_set(p)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    p = sub.add_parser("sweep", help="run a scenario's sweep (grid × zip × seeds), resumable, in parallel")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-sweep)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local: a process pool (default); dask: a dask.distributed cluster")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the usable cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help="dask: address of a running scheduler "
+                   "(tcp://HOST:PORT); default: a LocalCluster of --workers processes")
+    add_set(p)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario", type=Path)
+    add_set(p)
 
     sub.add_parser("schema", help="print the scenario JSON Schema")
+
+    p = sub.add_parser("plot", help="(re)draw the plots of a results folder (a run or a stitch)")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    p.add_argument("--out", type=Path, default=None, help="where the PNG and PDF files go (default DIR/plots)")
     return parser
 
 
+class Progress:
+    """Where progress messages go: stage messages one per line on stderr; counters as a bar.
+
+    A counter is a message that starts ``slot S/N`` (the world reports one every tenth of a
+    run). On a terminal it is drawn as a bar redrawn in place; when stderr is not a terminal
+    (a log file, CI, a pipe) counters are left out and only the stage messages are printed.
+    ``quiet`` prints nothing.
+    """
+
+    COUNTER = re.compile(r"^slot (\d+)/(\d+)\b")
+    WIDTH = 24
+
+    def __init__(self, quiet: bool = False, stream=None):
+        self.quiet = quiet
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar = False
+
+    def __call__(self, message: str) -> None:
+        if self.quiet:
+            return
+        m = self.COUNTER.match(message)
+        if m is not None:
+            if self.tty:
+                done, total = int(m.group(1)), max(1, int(m.group(2)))
+                filled = min(self.WIDTH, self.WIDTH * done // total)
+                self.stream.write(f"\r\033[K[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                                  f"{100 * done // total:3d}%  {message}")
+                self.stream.flush()
+                self._bar = True
+            return
+        self.close()
+        print(message, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Erase a bar left on the terminal."""
+        if self._bar:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._bar = False
+
+
 def _log(quiet: bool) -> Callable[[str], None]:
-    def log(message: str) -> None:
-        if not quiet:
-            print(message, file=sys.stderr, flush=True)
-    return log
+    return Progress(quiet)
 
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
-    from simulator.config import load_scenario
     from simulator.experiment.stitch import run_stitch
+    from simulator.overrides import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / f"{scenario.name}-stitch"
-    summary = run_stitch(scenario, out, _log(args.quiet))
+    log = _log(args.quiet)
+    try:
+        summary = run_stitch(scenario, out, log)
+    finally:
+        log.close()
     print(f"wrote {out}/stitching.csv and {out}/plots/ in {summary['wall_s']:.1f} s")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from simulator.config import load_scenario
     from simulator.experiment.runner import run_scenario
+    from simulator.overrides import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / scenario.name
-    s = run_scenario(scenario, out, _log(args.quiet))
+    log = _log(args.quiet)
+    try:
+        s = run_scenario(scenario, out, log)
+    finally:
+        log.close()
     acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
     delay = "n/a" if s["mean_delay_s"] is None else f"{s['mean_delay_s'] * 1e3:.2f} ms"
     print(f"wrote {out}: {s['tasks_delivered']}/{s['tasks_arrived']} tasks delivered, accuracy {acc}, "
@@ -72,10 +143,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.config import load_scenario
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.experiment.sweep import load_sweep, run_sweep
 
-    scenario = load_scenario(args.scenario)
+    data, scenario = load_sweep(args.scenario, args.overrides)
+    out = args.out or Path("results") / f"{scenario.name}-sweep"
+    log = _log(args.quiet)
+    try:
+        report = run_sweep(data, out, args.executor, args.workers, args.scheduler, log)
+    finally:
+        log.close()
+    print(f"wrote {out}: {report.line()}")
+    if report.failed:
+        print(f"error: {report.failed} runs failed (their error is in runs/*/failed.json and sweep.csv); "
+              "run the sweep again to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.overrides import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
     print(f"{args.scenario}: valid scenario {scenario.name!r} ({len(scenario.encoders)} encoders)")
     return 0
 
@@ -87,7 +176,23 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "stitch": _cmd_stitch, "validate": _cmd_validate, "schema": _cmd_schema}
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from simulator import plots
+
+    folder = args.folder
+    if not folder.is_dir():
+        raise ScenarioError("no such folder", path=str(folder))
+    if plots.results_kind(folder) == "unknown":
+        raise ScenarioError("not a results folder: expected summary.json and slots.csv (relcomm run) "
+                            "or stitching.csv (relcomm stitch)", path=str(folder))
+    written = plots.plot_folder(folder, args.out)
+    where = written[0].parent if written else folder
+    print(f"wrote {len(written)} plots to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "stitch": _cmd_stitch, "validate": _cmd_validate, "schema": _cmd_schema,
+            "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

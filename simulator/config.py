@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from simulator.errors import ScenarioError
 
@@ -176,6 +177,60 @@ class StitchConfig(_Strict):
         return tuple(sorted(value))
 
 
+AxisValues = Annotated[tuple[Any, ...], Field(min_length=1)]
+
+
+class SweepConfig(_Strict):
+    """The runs of a sweep (``relcomm sweep``): grid axes, zipped axes, seed replicates.
+
+    An axis maps a field path of the scenario (``controller.anchors``,
+    ``transmitters[0].traffic.rate_per_slot``) to the values it takes. Each value is set on the
+    scenario's raw data, as ``--set`` does, then the whole is validated, so inherited defaults
+    (a transmitter's link from ``channel.link``) still follow a swept value. Runs: the product of
+    the grid axes × the rows of each zip group × ``seeds`` replicates
+    (:mod:`simulator.experiment.sweep`).
+    """
+
+    grid: dict[str, AxisValues] = Field(default_factory=dict, description="path → values; every "
+                                        "combination of the axes' values is run")
+    zip: tuple[dict[str, AxisValues], ...] = Field((), description="groups of paths whose lists have equal "
+                                                   "length and advance together (row i of a group sets "
+                                                   "value i of each path); groups combine with the grid")
+    seeds: PositiveInt = Field(1, le=100_000, description="replicates of every grid point, each with its own "
+                               "seed drawn from the seed tree")
+
+    @model_validator(mode="after")
+    def _axes(self) -> "SweepConfig":
+        from simulator.overrides import parse_path  # overrides imports this module
+
+        axes = [(("grid", path), path) for path in self.grid]
+        for i, group in enumerate(self.zip):
+            if not group:
+                raise _Located("a zip group needs at least one path", ("zip", i))
+            lengths = {path: len(values) for path, values in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise _Located("the lists of one zip group must have equal lengths, got "
+                               + ", ".join(f"{p}: {n}" for p, n in lengths.items()), ("zip", i))
+            axes += [(("zip", i, path), path) for path in group]
+        seen: list[tuple[str, tuple[str | int, ...]]] = []
+        for where, path in axes:
+            try:
+                loc = parse_path(path)
+            except ScenarioError as exc:
+                raise _Located(exc.message, where) from None
+            if loc[0] == "sweep":
+                raise _Located("the sweep section cannot sweep itself", where)
+            if loc == ("seed",):
+                raise _Located("the seed is not an axis: each replicate's seed comes from the seed tree "
+                               "(set sweep.seeds for replicates)", where)
+            for other_path, other in seen:
+                n = min(len(loc), len(other))
+                if loc[:n] == other[:n]:
+                    raise _Located(f"overlaps the axis {other_path!r} (the same field, or one inside the other)", where)
+            seen.append((path, loc))
+        return self
+
+
 # --------------------------------------------------------------------------- network (issue 4)
 
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -333,6 +388,167 @@ class StaticControllerConfig(_Strict):
         return _bits_value(value)
 
 
+CONTROLLER_KINDS = ("static", "lyapunov", "max-accuracy", "min-energy", "greedy")
+
+
+class _OptionSetConfig(_Strict):
+    """What the per-slot controllers choose from, and the model they plan with.
+
+    Each transmitter's options are its encoder pool × ``anchors`` × ``bits``; the accuracy Ĝ of
+    every option comes from the calibration table (validation split), so every K must be one of
+    ``stitching.anchors`` and every b one of ``stitching.bits`` (ideal links, coded packets) or
+    ``stitching.noisy_bits`` (digital links). The targets are ``simulation.delay_target_s`` and
+    ``simulation.accuracy_target`` (one place only). Receivers must use
+    ``scheduling: partitioned``: the controller sets each device's server CPU share.
+    """
+
+    anchors: tuple[PositiveInt, ...] = Field((16, 32, 64, 128, 256, 512), min_length=1,
+                                             description="K options (prefixes of the anchor list)")
+    bits: tuple[int, ...] = Field((2, 4, 8, 16), min_length=1, description="b options (1..16 or 32 = float32)")
+    include_server_energy: bool = Field(True, description="count the server's decoding energy κ_s x² W_rx in "
+                                        "the energy minimized and bounded")
+    server_freq_min_hz: float | None = Field(
+        None, gt=0.0, le=1e13, description="floor x_min on the server clock given to a device (Hz); empty = "
+        "the largest W_rx per slot (the slowest decoding fits in one slot)")
+    min_rate_bps: float | None = Field(
+        None, gt=0.0, le=1e12, description="R_min: lowest rate (bit/s), chosen when the delay queue is empty. "
+        "A value is a hard floor: a slot whose R_max is below it holds (the task waits), which caps what a deep "
+        "fade can cost. Empty = the largest payload per slot (N_max / slot_s: the slowest transmission fits in "
+        "one slot), lowered to R_max in a slot that cannot carry it (never holds)")
+    settle_slots: int = Field(0, ge=0, description="slots at the start left out of the offline-bound "
+                              "comparison and of the settled statistics in summary.json (queue transient)")
+    accuracy_margin: float = Field(0.0, ge=0.0, le=0.5, description="plan for Ĝ ≥ accuracy_target + margin: "
+                                   "a safety margin for the calibration table's bias on unseen (test) data")
+
+    @field_validator("bits")
+    @classmethod
+    def _bits_ok(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for b in value:
+            _bits_value(b)
+        return tuple(sorted(set(value)))
+
+    @field_validator("anchors")
+    @classmethod
+    def _anchors_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(set(value)))
+
+
+class LyapunovControllerConfig(_OptionSetConfig):
+    """Drift-plus-penalty (DESIGN §2): each slot min V·E + Z·L − Y·Ĝ, then the queues advance.
+
+    ``Z_{t+1} = max(0, Z_t + μ (L_t − L_max))`` with L_t the mean delay of the tasks completed
+    in the slot (the decision's predicted delay when none completed), and
+    ``Y_{t+1} = max(0, Y_t + ν (A_min − Ĝ_t))`` with Ĝ_t the calibrated accuracy of the
+    decision (labels are never seen) and A_min = accuracy_target + accuracy_margin. Only V/μ
+    and ν/μ shape the behaviour (scaling V, μ, ν and the queues together changes nothing); the
+    queues settle near V·λ* and V·η* (the optimal multipliers) after O(V/μ) slots.
+    """
+
+    kind: Literal["lyapunov"]
+    v: float = Field(1e3, ge=0.0, le=1e15, description="V: weight of energy against the queues "
+                     "(energy O(1/V) from optimal, queues O(V))")
+    mu: float = Field(1.0, gt=0.0, le=1e15, description="μ: step of the delay queue (objective units per s²)")
+    nu: float = Field(1.0, gt=0.0, le=1e15, description="ν: step of the accuracy queue")
+    initial_delay_queue: float = Field(0.0, ge=0.0, le=1e15, description="Z_0")
+    initial_accuracy_queue: float = Field(0.0, ge=0.0, le=1e15, description="Y_0")
+    v_sweep: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] = Field(
+        (), description="V values run by the trade-off driver (python -m simulator.experiment.tradeoff); "
+        "relcomm run uses v")
+
+
+class MaxAccuracyControllerConfig(_OptionSetConfig):
+    """Baseline: the option of highest Ĝ at full power, f_max and an equal server split."""
+
+    kind: Literal["max-accuracy"]
+
+
+class MinEnergyControllerConfig(_OptionSetConfig):
+    """Baseline: least energy with predicted delay ≤ ``delay_cap_s``, accuracy ignored."""
+
+    kind: Literal["min-energy"]
+    delay_cap_s: float | None = Field(None, gt=0.0, le=3600.0, description="per-task delay cap; "
+                                      "empty = simulation.slot_s")
+
+
+class GreedyControllerConfig(_OptionSetConfig):
+    """Baseline: per task, the cheapest option meeting L_max with Ĝ ≥ A_min (simulation targets)."""
+
+    kind: Literal["greedy"]
+
+
+def _controller_kind(value: Any) -> str:
+    kind = value.get("kind", "static") if isinstance(value, dict) else getattr(value, "kind", "static")
+    return kind if isinstance(kind, str) else repr(kind)
+
+
+ControllerConfig = Annotated[
+    Union[
+        Annotated[StaticControllerConfig, Tag("static")],
+        Annotated[LyapunovControllerConfig, Tag("lyapunov")],
+        Annotated[MaxAccuracyControllerConfig, Tag("max-accuracy")],
+        Annotated[MinEnergyControllerConfig, Tag("min-energy")],
+        Annotated[GreedyControllerConfig, Tag("greedy")],
+    ],
+    Discriminator(_controller_kind),
+]
+"""``controller:``, a union on ``kind`` (``static`` when left out)."""
+
+
+def _check_option_sets(sc: "Scenario") -> None:
+    """Cross-field rules of the dynamic controllers (called by :class:`Scenario` with transmitters)."""
+    ctl, st, sim = sc.controller, sc.stitching, sc.simulation
+    kind = ctl.kind
+    if sc.channel.mode == "analog":
+        raise _Located(f"controller.kind {kind} plans digital payloads (N = K·b + header bits at rate R); "
+                       "channel.mode analog is not supported", ("controller", "kind"))
+    for i, k in enumerate(ctl.anchors):
+        if k > sc.anchors.count:
+            raise _Located(f"K = {k} exceeds the anchor list length anchors.count = {sc.anchors.count}",
+                           ("controller", "anchors", i))
+        if k not in st.anchors:
+            raise _Located(f"K = {k} has no calibrated accuracy: add it to stitching.anchors",
+                           ("controller", "anchors", i))
+    coded = {tx.radio.packet_errors == "fbl" for tx in sc.transmitters}
+    error_free = sc.channel.mode == "ideal" or True in coded
+    noisy = sc.channel.mode == "digital" and False in coded
+    for i, b in enumerate(ctl.bits):
+        if error_free and b not in st.bits:
+            raise _Located(f"b = {b} has no calibrated accuracy on an error-free link: add it to stitching.bits",
+                           ("controller", "bits", i))
+        if noisy and b not in st.noisy_bits:
+            raise _Located(f"b = {b} has no calibrated accuracy through the digital channel: add it to "
+                           "stitching.noisy_bits", ("controller", "bits", i))
+    devices: dict[str, int] = {}
+    for tx in sc.transmitters:
+        devices[tx.receiver] = devices.get(tx.receiver, 0) + 1
+    for j, rx in enumerate(sc.receivers):
+        if rx.id in devices and rx.scheduling != "partitioned":
+            raise _Located(f"controller.kind {kind} sets each device's server CPU share: receiver {rx.id!r} "
+                           "needs scheduling: partitioned", ("receivers", j, "scheduling"))
+        if ctl.server_freq_min_hz is not None and devices.get(rx.id, 0) * ctl.server_freq_min_hz > rx.cpu_hz:
+            raise _Located(f"{devices[rx.id]} devices × {ctl.server_freq_min_hz} Hz exceed the clock of receiver "
+                           f"{rx.id!r} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
+    if ctl.settle_slots >= sim.slots:
+        raise _Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
+    if sim.accuracy_target is not None and sim.accuracy_target + ctl.accuracy_margin > 1.0:
+        raise _Located("accuracy_target + accuracy_margin exceeds 1", ("controller", "accuracy_margin"))
+    if kind in ("lyapunov", "greedy"):
+        for name in ("delay_target_s", "accuracy_target"):
+            if getattr(sim, name) is None:
+                raise _Located(f"required by controller.kind {kind}", ("simulation", name))
+
+
+def _controller_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
+    """Drop the union tag pydantic puts into controller error paths; name an unknown kind."""
+    if loc[:1] != ("controller",):
+        return loc, message
+    if err.get("type") == "union_tag_invalid":
+        tag = (err.get("ctx") or {}).get("tag")
+        return ("controller", "kind"), f"unknown controller kind {tag!r} (known: {', '.join(CONTROLLER_KINDS)})"
+    if len(loc) > 1 and loc[1] in CONTROLLER_KINDS:
+        loc = loc[:1] + loc[2:]
+    return loc, message
+
 
 class Scenario(_Strict):
     """A complete scenario file."""
@@ -351,7 +567,37 @@ class Scenario(_Strict):
     receivers: tuple[ReceiverConfig, ...] = ()
     transmitters: tuple[TransmitterConfig, ...] = ()
     faults: FaultsConfig = FaultsConfig()
-    controller: StaticControllerConfig = StaticControllerConfig()
+    controller: ControllerConfig = Field(StaticControllerConfig(), description="who decides each slot: "
+                                         "kind static, lyapunov, max-accuracy, min-energy or greedy")
+    sweep: SweepConfig | None = Field(None, description="runs of `relcomm sweep`; other commands ignore it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sweep_values(cls, values: Any) -> Any:
+        # Every axis value must give a valid scenario on its own: set it on the raw data (as
+        # --set does) and validate. Checked only once the rest is valid, so that an error in
+        # the scenario itself is reported at its own path, not at an axis.
+        if not isinstance(values, dict) or not isinstance(values.get("sweep"), dict):
+            return values
+        from simulator.overrides import Override, apply_overrides, parse_path  # it imports this module
+
+        try:
+            spec = SweepConfig.model_validate(values["sweep"])
+            Scenario.model_validate({k: v for k, v in values.items() if k != "sweep"})
+        except ValidationError:
+            return values  # field validation reports it
+        base = {k: v for k, v in values.items() if k != "sweep"}
+        axes = [(("sweep", "grid", p), p, vs) for p, vs in spec.grid.items()]
+        axes += [(("sweep", "zip", i, p), p, vs) for i, group in enumerate(spec.zip) for p, vs in group.items()]
+        for where, path, axis_values in axes:
+            for value in axis_values:
+                try:
+                    parse_scenario(apply_overrides(base, [Override(parse_path(path), value, path)]))
+                except ScenarioError as exc:
+                    if exc.message == "unknown key":
+                        raise _Located(f"not a scenario field ({exc.path}: unknown key)", where) from None
+                    raise _Located(f"value {value!r} is invalid: {exc.one_line()}", where) from None
+        return values
 
     @model_validator(mode="before")
     @classmethod
@@ -377,8 +623,9 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _network_fields(self) -> "Scenario":
         encoders = {e.id for e in self.encoders}
-        if self.controller.encoder is not None and self.controller.encoder not in encoders:
-            raise _Located(f"unknown encoder {self.controller.encoder!r} (known: {', '.join(sorted(encoders))})",
+        static = self.controller if isinstance(self.controller, StaticControllerConfig) else None
+        if static is not None and static.encoder is not None and static.encoder not in encoders:
+            raise _Located(f"unknown encoder {static.encoder!r} (known: {', '.join(sorted(encoders))})",
                            ("controller", "encoder"))
         rx_ids: dict[str, int] = {}
         for i, rx in enumerate(self.receivers):
@@ -403,7 +650,7 @@ class Scenario(_Strict):
                                    ("transmitters", i, "encoders", j))
             if len(set(tx.encoders)) != len(tx.encoders):
                 raise _Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
-            ctl = self.controller.encoder
+            ctl = static.encoder if static is not None else None
             if ctl is not None and ctl not in tx.encoders:
                 raise _Located(f"encoder {ctl!r} is not in the pool of transmitter {tx.id!r}",
                                ("controller", "encoder"))
@@ -415,9 +662,11 @@ class Scenario(_Strict):
             if tx.radio.packet_errors == "fbl" and self.channel.mode == "analog":
                 raise _Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
                                ("transmitters", i, "radio", "packet_errors"))
-        if self.transmitters and self.controller.anchors > self.anchors.count:
-            raise _Located(f"K = {self.controller.anchors} exceeds the anchor list length "
+        if self.transmitters and static is not None and static.anchors > self.anchors.count:
+            raise _Located(f"K = {static.anchors} exceeds the anchor list length "
                            f"anchors.count = {self.anchors.count}", ("controller", "anchors"))
+        if self.transmitters and static is None:
+            _check_option_sets(self)
         for kind, ids, key in (("link_outages", tx_ids, "transmitter"), ("device_off", tx_ids, "transmitter"),
                                ("server_slowdowns", set(rx_ids), "receiver")):
             last_end: dict[str, float] = {}
@@ -535,6 +784,7 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
                 message = "unknown key"
             elif err["type"] == "missing":
                 message = "required field is missing"
+        loc, message = _controller_error(loc, err, message)
         raise ScenarioError(message, path=format_path(loc) or source, line=_line_of(node, loc)) from None
 
 
@@ -546,4 +796,4 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The resolved scenario as plain data (for ``scenario.yaml`` in results and for cache keys)."""
-    return scenario.model_dump(mode="json")
+    return scenario.model_dump(mode="json", exclude={"sweep"} if scenario.sweep is None else None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,12 +22,13 @@ METHOD_LABELS = {"absolute": "absolute (no alignment)", "relative": "relative (z
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip("."), dpi=130, bbox_inches="tight")
+    """Write the figure as ``path`` (PNG) and beside it as PDF (vector, for papers); return the PNG path."""
+    path = Path(path)
+    for suffix in (".png", ".pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=suffix.lstrip("."), dpi=130, bbox_inches="tight")
+        atomic_write_bytes(path.with_suffix(suffix), buf.getvalue())
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -153,11 +157,13 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
         modulation = str((yaml.safe_load(scenario_file.read_text()) or {}).get("channel", {}).get("modulation", "")).upper()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     digital_bits = sorted({int(r["bits"]) for r in noisy if r["mode"] == "digital"})
-    for bits in digital_bits:
+    for i, bits in enumerate(digital_bits):
         rows_b = [r for r in noisy if int(r["anchors"]) == k and (r["mode"] == "analog" or int(r["bits"]) == bits)]
         cross_b, _ = _pair_curves([r for r in rows_b if r["mode"] == "digital"], "snr_db")
         snrs = sorted(x for (_, x) in cross_b)
-        _band(ax, snrs, cross_b, lambda s: ("digital", s), f"digital, uncoded {modulation}, {bits} bits/entry")
+        # Distinct dashes: curves of different bit widths often coincide at high SNR.
+        _band(ax, snrs, cross_b, lambda s: ("digital", s), f"digital, uncoded {modulation}, {bits} bits/entry",
+              ls=("-", "--", "-.", ":")[i % 4])
     snrs = sorted(x for (m, x) in cross if m == "analog")
     if snrs:
         _band(ax, snrs, cross, lambda s: ("analog", s), "analog (AWGN on similarities)")
@@ -170,3 +176,332 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     ax.set_title(f"Relative stitching through a noisy link, K = {k} (cross-encoder pairs)")
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, Path(out_dir) / "accuracy_vs_snr.png")
+
+
+# --------------------------------------------------------------------------- run time series
+
+VIRTUAL_QUEUE_PREFIX = "vq_"
+"""Columns of ``slots.csv`` named ``vq_*`` (a controller's virtual queues) are drawn when present."""
+
+MAX_POINTS = 600
+"""Time bins of a time-series plot: longer runs are averaged over ``ceil(slots / MAX_POINTS)`` slots."""
+
+MAX_LINES = 6
+"""More transmitters than this are drawn as their mean, with the min–max band across them."""
+
+_CHUNK_ROWS = 4096
+_RUN_COLUMNS = ("queue_len", "anchors", "bits", "rate_bps", "r_max_bps", "cpu_hz", "gain_db", "power_w",
+                "energy_tx_j", "energy_cpu_j", "arrivals", "delivered", "dropped", "link_up", "device_on")
+
+
+class BinnedSlots:
+    """Columns of ``slots.csv`` averaged over time bins, per group of transmitters, in bounded memory.
+
+    The file is streamed in chunks of rows; only the needed columns are kept, and each is reduced
+    at once to a sum, a count, a minimum and a maximum per (group, bin). Memory is
+    O(groups × bins × columns) whatever the length of the run.
+
+    Parameters
+    ----------
+    path : Path
+        ``slots.csv``.
+    n_slots : int
+        Slots in the run (``summary.json`` ``slots``); with ``max_points`` it sets the bin width.
+    group_of : dict
+        Transmitter id → group index (0 … n_groups − 1).
+    columns : sequence of str
+        Columns to reduce; those absent from the file are skipped (see :attr:`columns`).
+    derived : dict, optional
+        Name → ``f(values, rows_group)`` computing an extra column from a chunk (a dict of float64
+        arrays keyed by column) and the group index of each row.
+    max_points : int
+
+    Attributes
+    ----------
+    slots_per_bin : int
+    columns : list of str
+        Columns found (and derived).
+    mean, lo, hi : dict of str → float64 (n_groups, n_bins)
+        NaN where a bin had no finite value.
+    """
+
+    def __init__(self, path: Path, n_slots: int, group_of: dict[str, int], columns, derived=None,
+                 max_points: int = MAX_POINTS):
+        n_groups = max(group_of.values()) + 1
+        self.slots_per_bin = max(1, int(np.ceil(n_slots / max_points)))
+        n_bins = max(1, int(np.ceil(n_slots / self.slots_per_bin)))
+        self.n_bins = n_bins
+        derived = dict(derived or {})
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None) or []
+            index = {name: i for i, name in enumerate(header)}
+            if "slot" not in index or "transmitter" not in index:
+                raise ValueError(f"{path} lacks the slot and transmitter columns")
+            self.columns = [c for c in columns if c in index]
+            self.columns += [c for c in header if c.startswith(VIRTUAL_QUEUE_PREFIX) and c not in self.columns]
+            keep = [index["slot"], index["transmitter"]] + [index[c] for c in self.columns]
+            names = list(self.columns) + list(derived)
+            size = n_groups * n_bins
+            acc = {c: (np.zeros(size), np.zeros(size), np.full(size, np.inf), np.full(size, -np.inf)) for c in names}
+            while True:
+                chunk = [[row[i] for i in keep] for _, row in zip(range(_CHUNK_ROWS), reader)]
+                if not chunk:
+                    break
+                cols = list(zip(*chunk))
+                slot = np.asarray(cols[0], dtype=np.int64)
+                group = np.fromiter((group_of.get(t, -1) for t in cols[1]), dtype=np.int64, count=len(chunk))
+                ok = group >= 0
+                key = group * n_bins + np.minimum(slot // self.slots_per_bin, n_bins - 1)
+                values = {c: _floats(col) for c, col in zip(self.columns, cols[2:])}
+                for name, fn in derived.items():
+                    try:
+                        values[name] = fn(values, group)
+                    except KeyError:  # a column it needs is not in this file
+                        values[name] = np.full(len(chunk), np.nan)
+                for name, v in values.items():
+                    s, n, lo, hi = acc[name]
+                    good = ok & np.isfinite(v)
+                    s += np.bincount(key[good], weights=v[good], minlength=size)
+                    n += np.bincount(key[good], minlength=size)
+                    np.minimum.at(lo, key[good], v[good])
+                    np.maximum.at(hi, key[good], v[good])
+        self.columns = names
+        shape = (n_groups, n_bins)
+        self.mean, self.lo, self.hi = {}, {}, {}
+        for name, (s, n, lo, hi) in acc.items():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.mean[name] = np.where(n > 0, s / np.maximum(n, 1), np.nan).reshape(shape)
+            self.lo[name] = np.where(n > 0, lo, np.nan).reshape(shape)
+            self.hi[name] = np.where(n > 0, hi, np.nan).reshape(shape)
+
+    def time_s(self, slot_s: float) -> np.ndarray:
+        """Start time of each bin (s)."""
+        return np.arange(self.n_bins) * self.slots_per_bin * slot_s
+
+
+_SPECIAL_CELLS = {"": np.nan, "True": 1.0, "False": 0.0}
+
+
+def _floats(col: tuple[str, ...]) -> np.ndarray:
+    """A CSV column as float64: empty cells NaN, ``True``/``False`` 1/0."""
+    if col and col[0] in ("True", "False"):
+        return (np.asarray(col) == "True").astype(np.float64)
+    try:
+        return np.asarray(col, dtype=np.float64)
+    except ValueError:
+        return np.array([_SPECIAL_CELLS[x] if x in _SPECIAL_CELLS else float(x) for x in col])
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _snr_db_column(run_dir: Path, summary: dict, groups: list[str], group_of: dict[str, int]):
+    """Per-row received SNR (dB) at the chosen power, ``γ = p g / (N0 B_i)``, or None without the inputs."""
+    # Imported here: the channel package brings torch and scipy, which a stitch folder's plots never need.
+    from simulator.channel import db_to_linear, linear_to_db, noise_psd_w_hz, snr
+
+    scenario_file = Path(run_dir) / "scenario.yaml"
+    if not scenario_file.exists():
+        return None
+    channel = (yaml.safe_load(scenario_file.read_text()) or {}).get("channel") or {}
+    if "noise_psd_dbm_hz" not in channel:
+        return None
+    n0 = float(noise_psd_w_hz(float(channel["noise_psd_dbm_hz"])))
+    per_agent = summary.get("per_agent") or {}
+    # One bandwidth per group: exact per device; a mean when devices are pooled into one group.
+    bw = np.zeros(len(groups))
+    counts = np.zeros(len(groups))
+    for tx, g in group_of.items():
+        b = (per_agent.get(tx) or {}).get("bandwidth_hz")
+        if b is None:
+            return None
+        bw[g] += b
+        counts[g] += 1
+    bw = bw / np.maximum(counts, 1)
+
+    def column(values: dict, group: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gamma = snr(values["power_w"], db_to_linear(values["gain_db"]), n0, bw[np.maximum(group, 0)])
+            return np.where(gamma > 0, linear_to_db(np.maximum(gamma, 1e-300)), np.nan)
+    return column
+
+
+def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int = MAX_POINTS) -> Path:
+    """Time series of a run, from ``slots.csv`` (streamed, binned) and ``summary.json``.
+
+    Panels, against simulated time (s): device queue length (tasks); the controller's virtual
+    queues (``vq_*`` columns) when present, else tasks arrived / delivered / dropped per slot;
+    K (anchors per task); b (bits per entry); transmission rate and R_max at full power
+    (Mbit/s); device CPU frequency (GHz); received SNR at the chosen power (dB); device energy
+    per slot (mJ, transmission + computation). One line per transmitter (their mean, with the
+    band across them, beyond ``MAX_LINES``); a long run is averaged over bins of slots, with
+    the min–max band within each bin.
+
+    Writes ``timeseries.png`` and ``timeseries.pdf`` into ``out_dir`` (default ``run_dir/plots``).
+    """
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    summary = _read_json(run_dir / "summary.json")
+    n_slots, slot_s = int(summary["slots"]), float(summary.get("slot_s", 1.0))
+    txs = [a for a, v in (summary.get("per_agent") or {}).items() if v.get("kind") == "transmitter"]
+    if len(txs) <= MAX_LINES:
+        groups, group_of = txs, {t: i for i, t in enumerate(txs)}
+    else:
+        groups, group_of = [f"mean of {len(txs)} devices"], {t: 0 for t in txs}
+    derived = {"energy_mj": lambda v, g: (v["energy_tx_j"] + v["energy_cpu_j"]) * 1e3,
+               "fault": lambda v, g: 1.0 - v["link_up"] * v["device_on"]}
+    snr_col = _snr_db_column(run_dir, summary, groups, group_of)
+    if snr_col is not None:
+        derived["snr_db"] = snr_col
+    data = BinnedSlots(run_dir / "slots.csv", n_slots, group_of or {"": 0}, _RUN_COLUMNS, derived, max_points)
+    t = data.time_s(slot_s)
+    vq = [c for c in data.columns if c.startswith(VIRTUAL_QUEUE_PREFIX)]
+
+    fig, axes = plt.subplots(4, 2, figsize=(12, 11), sharex=True, gridspec_kw={"hspace": 0.32, "wspace": 0.22})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    band = data.slots_per_bin > 1 or len(txs) > MAX_LINES
+
+    def draw(ax, column, scale=1.0, step=False, ls="-", label=True, unit=""):
+        if column not in data.mean or not np.isfinite(data.mean[column]).any():
+            ax.text(0.5, 0.5, "not in the results", transform=ax.transAxes, ha="center", color="grey")
+            return
+        if step:
+            lo, hi = np.nanmin(data.lo[column], axis=1), np.nanmax(data.hi[column], axis=1)
+            if np.all(lo == hi):  # a setting that never changed: say it in words, lines would overlap
+                text = " · ".join(f"{name}: {lo[g] * scale:g}{unit}" for g, name in enumerate(groups))
+                ax.text(0.01, 0.97, f"constant — {text}", transform=ax.transAxes, va="top", fontsize=8,
+                        bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+        for g, name in enumerate(groups):
+            # Later devices are drawn thinner, so identical settings (a static controller) stay visible.
+            lw = max(0.8, 3.6 - 1.0 * g) if step and len(groups) > 1 else 1.2
+            kw = {"color": colors[g % len(colors)], "lw": lw, "ls": ls}
+            y = data.mean[column][g] * scale
+            if step:
+                ax.step(t, y, where="post", label=name if label else None, **kw)
+            else:
+                ax.plot(t, y, label=name if label else None, **kw)
+            if band and ls == "-":
+                ax.fill_between(t, data.lo[column][g] * scale, data.hi[column][g] * scale, color=kw["color"],
+                                alpha=0.15, lw=0, step="post" if step else None)
+
+    ax = axes[0, 0]
+    draw(ax, "queue_len")
+    ax.set_ylabel("device queue (tasks)")
+    ax.set_title("Backlog at the device")
+    ax = axes[0, 1]
+    if vq:
+        for i, c in enumerate(vq):
+            for g in range(len(groups)):
+                ax.plot(t, data.mean[c][g], color=colors[g % len(colors)], ls=("-", "--", ":", "-.")[i % 4], lw=1.2)
+        ax.set_ylabel("virtual queue value")
+        ax.set_title("Virtual queues: " + ", ".join(f"{c[len(VIRTUAL_QUEUE_PREFIX):]} ({('solid', 'dashed', 'dotted', 'dash-dot')[i % 4]})"
+                                                    for i, c in enumerate(vq)))
+    else:
+        for c, label, style in (("arrivals", "arrived", {"color": "0.55", "lw": 2.4}),
+                                ("delivered", "delivered", {"color": "tab:green", "lw": 1.0}),
+                                ("dropped", "dropped", {"color": "tab:red", "lw": 1.0})):
+            if c in data.mean:
+                ax.plot(t, np.nansum(data.mean[c], axis=0) * (len(txs) if len(txs) > MAX_LINES else 1),
+                        label=label, **style)
+        ax.set_ylabel("tasks per slot (all devices)")
+        ax.set_title("Task flow")
+        ax.legend(fontsize=8, loc="upper right")
+    draw(axes[1, 0], "anchors", step=True)
+    axes[1, 0].set_ylabel("K (anchors per task)")
+    axes[1, 0].set_title("Anchors sent, K")
+    draw(axes[1, 1], "bits", step=True)
+    axes[1, 1].set_ylabel("b (bits per entry)")
+    axes[1, 1].set_title("Quantization, b (32 = float32)")
+    ax = axes[2, 0]
+    draw(ax, "rate_bps", scale=1e-6)
+    draw(ax, "r_max_bps", scale=1e-6, ls=":", label=False)
+    ax.set_ylabel("rate (Mbit/s)")
+    ax.set_title("Transmission rate (solid) and R_max at full power (dotted)")
+    draw(axes[2, 1], "cpu_hz", scale=1e-9, step=True, unit=" GHz")
+    axes[2, 1].set_ylabel("CPU frequency (GHz)")
+    axes[2, 1].set_title("Device CPU frequency")
+    draw(axes[3, 0], "snr_db")
+    axes[3, 0].set_ylabel("SNR (dB)")
+    axes[3, 0].set_title("Received SNR at the chosen power")
+    draw(axes[3, 1], "energy_mj")
+    axes[3, 1].set_ylabel("energy per slot (mJ)")
+    axes[3, 1].set_title("Device energy per slot (radio + CPU)")
+    fault = data.mean.get("fault")
+    faulted = np.nanmax(np.nan_to_num(fault, nan=0.0), axis=0) > 0 if fault is not None else np.zeros(len(t), bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, faulted.astype(int), 0]))
+    width = data.slots_per_bin * slot_s
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.margins(x=0)
+        for start, stop in zip(edges[::2], edges[1::2]):
+            ax.axvspan(t[start], t[stop - 1] + width, color="tab:red", alpha=0.08, lw=0)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    for ax in (axes[1, 0], axes[1, 1]):
+        ax.yaxis.get_major_locator().set_params(integer=True)
+
+    def fmt(value, unit_scale, unit, spec=".3g"):
+        return "n/a" if value is None else f"{value * unit_scale:{spec}} {unit}".strip()
+    headline = (f"{summary.get('name', run_dir.name)}: {summary.get('controller', '?')} controller, "
+                f"{n_slots} slots of {slot_s * 1e3:g} ms — accuracy {fmt(summary.get('accuracy'), 1, '', '.3f')}, "
+                f"mean delay {fmt(summary.get('mean_delay_s'), 1e3, 'ms')}, "
+                f"average power {fmt(summary.get('avg_power_w'), 1e3, 'mW')}, "
+                f"{summary.get('tasks_delivered', '?')}/{summary.get('tasks_arrived', '?')} tasks delivered")
+    note = (f"each point: mean over {data.slots_per_bin} slots, band: min–max within the bin"
+            if data.slots_per_bin > 1 else "one point per slot")
+    if len(txs) > MAX_LINES:
+        note += f"; {len(txs)} devices pooled (band: min–max across devices and slots)"
+    fig.suptitle(f"{headline}\n{note}", fontsize=11, y=0.995)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if len(edges):
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="tab:red", alpha=0.15))
+        labels.append("fault: link down or device off")
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=min(len(handles), 6),
+                   fontsize=9, frameon=False, title="transmitter", title_fontsize=9)
+    return _save(fig, out_dir / "timeseries.png")
+
+
+# --------------------------------------------------------------------------- results folders
+
+
+def results_kind(folder: Path) -> str:
+    """``run`` (``summary.json`` and ``slots.csv``), ``stitch`` (``stitching.csv``) or ``unknown``."""
+    folder = Path(folder)
+    if (folder / "summary.json").is_file() and (folder / "slots.csv").is_file():
+        return "run"
+    if (folder / "stitching.csv").is_file():
+        return "stitch"
+    return "unknown"
+
+
+def stitching_plots(folder: Path, out_dir: Path | None = None) -> list[Path]:
+    """The four stitching figures of a ``relcomm stitch`` folder (heatmap; accuracy vs K, bits, SNR)."""
+    folder = Path(folder)
+    out_dir = Path(out_dir) if out_dir is not None else folder / "plots"
+    csv_path = folder / "stitching.csv"
+    return [fn(csv_path, out_dir) for fn in (stitching_heatmaps, accuracy_vs_anchors, accuracy_vs_bits,
+                                              accuracy_vs_snr)]
+
+
+def plot_folder(folder: Path, out_dir: Path | None = None) -> list[Path]:
+    """Draw every plot a results folder supports into ``out_dir`` (default ``folder/plots``); PNG paths."""
+    kind = results_kind(folder)
+    if kind == "run":
+        return [run_timeseries(folder, out_dir)]
+    if kind == "stitch":
+        return stitching_plots(folder, out_dir)
+    raise ValueError(f"{folder} is not a results folder")
+
+
+def draw_run_plots(folder: Path, log=lambda _m: None) -> list[Path]:
+    """The run plots into ``folder/plots``; a failure is logged, never fatal (the data matter more)."""
+    try:
+        return plot_folder(folder)
+    except Exception as exc:  # noqa: BLE001 - plots can be redrawn later with `relcomm plot`
+        log(f"warning: plots not drawn ({type(exc).__name__}: {exc}); draw them later with `relcomm plot`")
+        return []

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import simpy
@@ -108,9 +108,12 @@ class World:
     zoo : Zoo
         Built from a scenario with the same ``data``, ``encoders``, ``anchors``, ``relative`` and
         ``heads`` sections (usually ``Zoo.build(scenario)``).
+    calibration : sequence of StitchRow, optional
+        The calibration table Ĝ (:func:`simulator.experiment.calibration.calibration_rows`),
+        needed by every ``controller.kind`` but ``static``.
     """
 
-    def __init__(self, scenario: Scenario, zoo: Zoo):
+    def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None):
         if not scenario.transmitters or not scenario.receivers:
             raise ScenarioError("a network run needs at least one transmitter and one receiver",
                                 path="transmitters" if not scenario.transmitters else "receivers")
@@ -169,8 +172,11 @@ class World:
             tuple(np.array([enc_index[e] for e in t.encoders], dtype=np.int64) for t in txs),
             np.array([t.cpu.f_min_hz for t in txs]), np.array([t.cpu.f_max_hz for t in txs]),
             np.array([t.cpu.kappa for t in txs]), max_power, self.links.bandwidth_hz.copy(),
-            self.links.noise_psd_w_hz, self.links.gap, np.array([r.cpu_hz for r in rxs]), scenario.anchors.count)
-        self.controller = build_controller(scenario, self.spec)
+            self.links.noise_psd_w_hz, self.links.gap, np.array([r.cpu_hz for r in rxs]), scenario.anchors.count,
+            receiver_encoders=tuple(r.encoder for r in rxs),
+            tx_cycles=lambda i, enc, k: self.transmitters[i].tx_cycles[(enc, k)],
+            rx_cycles=lambda j, k: self.receivers[j].head_cycles[k], payload_bits=self.payload_bits)
+        self.controller = build_controller(scenario, self.spec, calibration)
         self.resolver = OutcomeResolver(zoo, ch.mode, ch.modulation, seeds.child("payload").torch())
         self.n_test = len(self.resolver.labels)
         # Heads and projectors of every option are loaded (or trained) now, not inside the run.

@@ -1,0 +1,134 @@
+"""Command-line overrides (``--set key.path=value``) applied to a scenario's raw data before validation."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from simulator.config import Scenario, format_path, parse_scenario, read_yaml
+from simulator.errors import ScenarioError
+
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|(\d+)")
+# PyYAML (YAML 1.1) reads ``1e4`` as a string; on the command line it is surely a number.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+@dataclass(frozen=True)
+class Override:
+    """One ``--set``: the field path (keys and list indices), the parsed value, and the text as typed."""
+
+    loc: tuple[str | int, ...]
+    value: Any
+    text: str
+
+    @property
+    def path(self) -> str:
+        return format_path(self.loc)
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``transmitters[0].cpu.f_max_hz`` or ``transmitters.0.cpu.f_max_hz`` → ``('transmitters', 0, 'cpu', 'f_max_hz')``."""
+    loc: list[str | int] = []
+    for part in path.split("."):
+        pos, items = 0, []
+        while pos < len(part):
+            m = _SEGMENT.match(part, pos)
+            if m is None or (m.group(1) is not None and pos > 0):
+                raise ScenarioError(f"malformed field path {path!r} (expected keys and indices like "
+                                    "transmitters[0].cpu.f_max_hz)", path="--set")
+            items.append(m.group(1) if m.group(1) is not None else int(m.group(2) or m.group(3)))
+            pos = m.end()
+        if not items:
+            raise ScenarioError(f"malformed field path {path!r} (empty key)", path="--set")
+        loc.extend(items)
+    if not isinstance(loc[0], str):
+        raise ScenarioError(f"malformed field path {path!r} (it must start with a key)", path="--set")
+    return tuple(loc)
+
+
+def parse_override(text: str) -> Override:
+    """Parse ``KEY.PATH=VALUE``; the value is read as YAML (``8``, ``1.5e6``, ``[8, 16]``, ``{kind: static}``, ``null``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"expected KEY.PATH=VALUE, got {text!r}", path="--set")
+    loc = parse_path(key.strip())
+    raw = raw.strip()
+    if _NUMBER.fullmatch(raw):
+        value: Any = float(raw)
+    else:
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ScenarioError(f"invalid YAML value {raw!r}: {problem}", path=f"--set {format_path(loc)}") from None
+    return Override(loc, value, text)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """A copy of ``data`` with every override set; missing mappings on the way are created.
+
+    A key the scenario does not know is left for validation to reject (it knows every field,
+    defaults included); here only paths that cannot be followed at all are errors: an index into
+    something that is not a list, or past its end, or a key below a plain value.
+    """
+    out = copy.deepcopy(data)
+    for ov in overrides:
+        node: Any = out
+        for depth, part in enumerate(ov.loc):
+            where = format_path(ov.loc[:depth]) or "scenario"
+            last = depth == len(ov.loc) - 1
+            if isinstance(part, int):
+                if not isinstance(node, list):
+                    raise ScenarioError(f"{where} is not a list in the scenario file, so [{part}] cannot be "
+                                        f"set (set the whole list: {where}=[...])", path=ov.path)
+                if part >= len(node):
+                    raise ScenarioError(f"index {part} is out of range: {where} has {len(node)} "
+                                        f"item{'s' * (len(node) != 1)}", path=ov.path)
+            elif not isinstance(node, dict):
+                raise ScenarioError(f"{where} holds {node!r}, not a mapping, so it has no key {part!r}",
+                                    path=ov.path)
+            if last:
+                node[part] = copy.deepcopy(ov.value)
+            else:
+                if isinstance(node, dict) and node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+    return out
+
+
+def _is_prefix(a: str, b: str) -> bool:
+    return b == a or b.startswith(a + ".") or b.startswith(a + "[")
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Load a scenario file, apply ``--set`` overrides to its raw data, and validate the result.
+
+    An error in a field that an override set (or in a key it named) is reported at that path,
+    with the override as typed and without the file's line number (the file is not at fault).
+    """
+    parsed = [parse_override(text) for text in overrides]
+    data, node = read_yaml(path)
+    if not parsed:
+        return parse_scenario(data, node, source=str(path))
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario must be a YAML mapping at the top level", path=str(path))
+    for ov in parsed:
+        try:
+            data = apply_overrides(data, [ov])
+        except ScenarioError as exc:
+            raise ScenarioError(f"{exc.message} (from --set {ov.text})", path=exc.path) from None
+    try:
+        return parse_scenario(data, node, source=str(path))
+    except ScenarioError as exc:
+        for ov in reversed(parsed):
+            if exc.path and (_is_prefix(ov.path, exc.path) or _is_prefix(exc.path, ov.path)):
+                raise ScenarioError(f"{exc.message} (from --set {ov.text})", path=exc.path) from None
+        raise
+
+
+__all__ = ["Override", "parse_path", "parse_override", "apply_overrides", "load_scenario"]

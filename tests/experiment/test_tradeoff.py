@@ -1,0 +1,119 @@
+"""The V-sweep driver: runs, place-holder backlogs, settled statistics, tradeoff.csv and its plot."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+import yaml
+
+from simulator.config import parse_scenario
+from simulator.errors import ScenarioError
+from simulator.experiment import runner, tradeoff
+from simulator.experiment.tradeoff import COLUMNS, plot_tradeoff, run_tradeoff, settled_metrics, static_choice
+from simulator.network.controller import AccuracyTable
+from tests.network.conftest import NETWORK, merge
+from tests.network.test_lyapunov_world import DYNAMIC, fake_calibration, g_hat
+
+
+@pytest.fixture
+def fake_table(monkeypatch):
+    """The synthetic Ĝ of the network tests instead of a minute of calibration."""
+    monkeypatch.setattr(runner, "calibration_rows", lambda zoo, log=None: fake_calibration())
+    monkeypatch.setattr(tradeoff, "calibration_rows", lambda zoo, log=None: fake_calibration())
+
+
+@pytest.fixture
+def sweep_scenario(tiny_dict):
+    data = merge(merge(tiny_dict, NETWORK), DYNAMIC)
+    data["simulation"].update(slots=300, delay_target_s=0.002, accuracy_target=0.8)
+    data["controller"] = {"kind": "lyapunov", "anchors": [8, 32, 64], "bits": [2, 4, 8], "mu": 1e3, "nu": 10.0,
+                          "settle_slots": 100, "v_sweep": [1e5, 1e7]}
+    return parse_scenario(data)
+
+
+def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, fake_table, tmp_path):
+    out = tmp_path / "tradeoff"
+    rows = run_tradeoff(sweep_scenario, out, baselines=("static", "greedy"), zoo=tiny_zoo)
+    assert [(r["kind"], r["v"]) for r in rows] == [("lyapunov", 1e5), ("lyapunov", 1e7), ("static", None),
+                                                   ("greedy", None)]
+    with open(out / "tradeoff.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert tuple(table[0]) == COLUMNS and len(table) == 4
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # place-holder backlogs: learned on the pilot (seed + 1), scaled by V
+    pilot = yaml.safe_load((out / "pilot" / "scenario.yaml").read_text())
+    assert pilot["seed"] == sweep_scenario.seed + 1
+    bound = __import__("json").loads((out / "pilot" / "summary.json").read_text())["offline_bound"]
+    for v in (1e5, 1e7):
+        resolved = yaml.safe_load((out / f"v={v:g}" / "scenario.yaml").read_text())
+        ctl = resolved["controller"]
+        assert resolved["seed"] == sweep_scenario.seed and ctl["v"] == v
+        assert ctl["initial_delay_queue"] == pytest.approx(v * bound["delay_multiplier"][0])
+        assert ctl["initial_accuracy_queue"] == pytest.approx(v * bound["accuracy_multiplier"][0])
+    # each row's settled figures come from its own run directory
+    for r in rows:
+        assert r["tasks"] == 200 and r["run_dir"].startswith(str(out))
+        assert r == {**r, **settled_metrics(r["run_dir"], 100 * 0.01, True)}
+        assert r["constraints_met"] == (r["mean_delay_s"] <= 0.002 * 1.05 and r["accuracy"] >= 0.8 - 0.01)
+    static = yaml.safe_load((out / "baseline-static" / "scenario.yaml").read_text())["controller"]
+    assert static["kind"] == "static" and rows[2]["energy_lower_bound_j"] is None
+    assert rows[3]["energy_lower_bound_j"] == pytest.approx(rows[0]["energy_lower_bound_j"])
+
+
+def test_settled_metrics_count_the_window_only(tmp_path):
+    header = ["arrival_s", "status", "delay_s", "correct", "energy_tx_j", "energy_cpu_j", "energy_server_j"]
+    rows = [[0.5, "delivered", 0.1, 1, 1.0, 1.0, 1.0],  # before the window
+            [1.0, "delivered", 0.002, 1, 1e-3, 2e-3, 4e-3],
+            [1.5, "delivered", 0.004, 0, 1e-3, 2e-3, 4e-3],
+            [2.0, "dropped", "", "", 1e-3, 0.0, 0.0]]
+    with open(tmp_path / "tasks.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    m = settled_metrics(tmp_path, 1.0, include_server_energy=True)
+    assert (m["tasks"], m["delivered"], m["dropped"]) == (3, 2, 1)
+    assert m["mean_delay_s"] == pytest.approx(0.003) and m["accuracy"] == 0.5
+    assert m["energy_per_task_j"] == pytest.approx(15e-3 / 3)
+    assert settled_metrics(tmp_path, 1.0, include_server_energy=False)["energy_per_task_j"] == pytest.approx(7e-3 / 3)
+
+
+def test_the_static_baseline_is_the_cheapest_option_meeting_the_target(sweep_scenario):
+    choice = static_choice(sweep_scenario, AccuracyTable(fake_calibration()))
+    meets = [(k * b, k, b) for k in (8, 32, 64) for b in (2, 4, 8) if g_hat("mlp-1", k, b) >= 0.8]
+    assert choice == {"kind": "static", "encoder": "mlp-1", "anchors": min(meets)[1], "bits": min(meets)[2]}
+
+
+def test_the_plot_reads_the_csv_alone(tmp_path):
+    rows = []
+    for v, e, z in ((10, 5e-5, 2.0), (1e3, 2e-5, 40.0), (1e5, 1.9e-5, 4000.0)):
+        rows.append({"kind": "lyapunov", "v": v, "energy_per_task_j": e, "decision_energy_j": e,
+                     "energy_lower_bound_j": 1.8e-5, "delay_queue_mean": z, "accuracy_queue_mean": z / 2,
+                     "mean_delay_s": 0.0015, "decision_delay_s": 0.0015, "accuracy": 0.87, "decision_accuracy": 0.88,
+                     "delay_target_s": 0.0015, "accuracy_target": 0.87, "constraints_met": True})
+    rows.append({"kind": "greedy", "energy_per_task_j": 3e-5, "constraints_met": True})
+    rows.append({"kind": "min-energy", "energy_per_task_j": 1e-5, "constraints_met": False})
+    from simulator.results import write_csv
+
+    write_csv(tmp_path / "tradeoff.csv", COLUMNS, [{c: r.get(c) for c in COLUMNS} for r in rows])
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(tmp_path / "tradeoff.csv", alone / "tradeoff.csv")
+    png = plot_tradeoff(alone / "tradeoff.csv", alone / "tradeoff.png")
+    assert png.stat().st_size > 10_000 and sorted(p.name for p in alone.iterdir()) == ["tradeoff.csv",
+                                                                                      "tradeoff.png"]
+
+
+def test_the_driver_needs_a_lyapunov_controller_and_v_values(sweep_scenario, tiny_zoo, tmp_path, capsys):
+    data = sweep_scenario.model_dump(mode="json")
+    data["controller"] = {**data["controller"], "v_sweep": []}
+    with pytest.raises(ScenarioError, match="V values"):
+        run_tradeoff(parse_scenario(data), tmp_path, zoo=tiny_zoo)
+    data["controller"] = {"kind": "static", "anchors": 8, "bits": 8}
+    with pytest.raises(ScenarioError) as info:
+        run_tradeoff(parse_scenario(data), tmp_path, zoo=tiny_zoo)
+    assert info.value.path == "controller.kind"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert tradeoff.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: controller.kind") and err.count("\n") == 1
