@@ -522,11 +522,13 @@ class PolicyController:
         Candidate rates per device: ``R*`` (the closed form, best for the energy and delay terms),
         the rates whose SNR ``Γ (2^{R/B} − 1)`` is a calibrated grid point, and ``R_max``, all
         clipped to ``[max(R*, R_min), R_max]`` (a rate below ``R*`` costs more and buys less
-        accuracy). Each candidate is one :func:`~simulator.control.lyapunov.solve_slot` with
-        the rate pinned (``R_min`` = candidate) and Ĝ read at its SNR; the device keeps the
-        candidate of least objective, and a last call with the chosen rates makes the joint
-        decision (server shares) through the controller. Ĝ is linear in dB between grid points,
-        so an optimum inside a segment is approximated by the segment's better end.
+        accuracy). All (device, candidate) pairs are evaluated in one
+        :func:`~simulator.control.lyapunov.solve_slot` call, each pair a pseudo-device with the
+        rate pinned (``R_min`` = candidate), Ĝ read at its SNR and a server of its own (so the
+        ranking ignores the server coupling); each device keeps the candidate of least
+        objective, and a last call with the chosen rates makes the joint decision (server shares)
+        through the controller. Ĝ is linear in dB between grid points, so an optimum inside a
+        segment is approximated by the segment's better end.
         """
         t, p, pol = self.table, self.params, self.policy
         g = gain / p["snr_gap"]
@@ -539,16 +541,25 @@ class PolicyController:
         candidates = np.clip(np.concatenate([r_star[:, None], grid_rates, r_max[:, None]], axis=1),
                              lo, r_max[:, None])
         feasible = np.isfinite(r_star)
-        best_obj = np.full(gain.shape, np.inf)
-        best_rate = np.where(feasible, r_star, r_min)
-        for c in range(candidates.shape[1]):
-            rate = np.where(feasible, candidates[:, c], r_min)
-            d = solve_slot(v=pol.v, delay_queue=pol.queues.delay, accuracy_queue=pol.queues.accuracy,
-                           **{**p, "gain": gain, "accuracy": self._accuracy_at_rate(rate), "r_min_bps": rate,
-                              "option_mask": mask})
-            better = d.objective < best_obj
-            best_obj = np.where(better, d.objective, best_obj)
-            best_rate = np.where(better, rate, best_rate)
+        rate = np.where(feasible[:, None], candidates, r_min[:, None])  # (n, C)
+        n, n_c = rate.shape
+
+        def tile(a):  # per device → per (candidate, device) pseudo-device, candidate-major
+            a = np.asarray(a)
+            return np.tile(np.broadcast_to(a, (n,) + a.shape[1:]) if a.ndim else np.full(n, a),
+                           (n_c,) + (1,) * max(a.ndim - 1, 0))
+
+        idx = p["server_index"]
+        kappa_srv = np.broadcast_to(p["kappa_server"], p["server_freq_hz"].shape)
+        pseudo = {k: tile(p[k]) for k in ("bandwidth_hz", "max_power_w", "tx_cycles", "rx_cycles", "kappa_device",
+                                          "f_min_hz", "f_max_hz")}
+        d = solve_slot(v=pol.v, delay_queue=tile(pol.queues.delay), accuracy_queue=tile(pol.queues.accuracy),
+                       **{**p, **pseudo, "gain": tile(gain), "r_min_bps": rate.T.reshape(-1),
+                          "accuracy": np.concatenate([self._accuracy_at_rate(rate[:, c]) for c in range(n_c)]),
+                          "option_mask": tile(mask), "server_index": np.arange(n * n_c),
+                          "server_freq_hz": tile(p["server_freq_hz"][idx]), "kappa_server": tile(kappa_srv[idx])})
+        best = np.argmin(d.objective.reshape(n_c, n), axis=0)
+        best_rate = rate[np.arange(n), best]
         return pol.decide(gain=gain, accuracy=self._accuracy_at_rate(best_rate), r_min_bps=best_rate,
                           option_mask=mask)
 
