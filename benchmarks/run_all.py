@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))
 
 from common import markdown_table  # noqa: E402
 
-SUITES = ("bench_latent", "bench_channel", "bench_control", "bench_network")
+SUITES = ("bench_latent", "bench_channel", "bench_control", "bench_network", "bench_sweep")
 
 
 def main() -> None:

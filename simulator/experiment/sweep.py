@@ -33,6 +33,7 @@ Results folder
     OUT/sweep.csv            one row per run: swept values, replicate, seed, run_dir, status, summary
     OUT/sweep_summary.csv    replicate means and 95 % Student-t half-widths per grid point
     OUT/plots/tradeoff.png   energy vs delay and vs accuracy with error bars (and .pdf)
+    OUT/.sweep.lock          locked (flock) while a sweep runs in OUT
 
 Resume and safety
 -----------------
@@ -442,10 +443,12 @@ def plot_tradeoff(summary_csv: Path, out_png: Path) -> Path | None:
             ax.errorbar(x, y, xerr=[num(r, f"{x_col}_ci95", x_scale) for r in members],
                         yerr=[num(r, "energy_j_ci95") for r in members], marker="o", ms=4, capsize=3,
                         lw=1.2, label=name if kind_col else None)
-            for r, xi, yi in zip(members, x, y):
-                text = ", ".join(f"{a.rsplit('.', 1)[-1]}={r[a]}" for a in labels)
+            for i, (r, xi, yi) in enumerate(zip(members, x, y)):
+                text = ", ".join(f"{a.rsplit('.', 1)[-1]}={_short(r[a])}" for a in labels)
                 if text and math.isfinite(xi) and math.isfinite(yi):
-                    ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    # alternate above and below, so that labels of close points do not overlap
+                    ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -10),
+                                fontsize=7)
         ax.set_xlabel(x_label)
         ax.set_ylabel("energy (J)")
         ax.grid(alpha=0.3)
@@ -455,6 +458,11 @@ def plot_tradeoff(summary_csv: Path, out_png: Path) -> Path | None:
     reps = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
     fig.suptitle(f"Trade-off over the sweep: mean ± 95 % CI over {reps} replicate(s) per point", fontsize=10)
     return _save(fig, out_png)
+
+
+def _short(text: str) -> str:
+    """A CSV cell as a point label: numbers in %g form (1e+06, 0.5), anything else as it is."""
+    return f"{float(text):g}" if _is_number(text) else text
 
 
 def _is_number(text: str) -> bool:

@@ -20,8 +20,8 @@ from scipy import stats
 from simulator.cli import main
 from simulator.config import parse_scenario
 from simulator.errors import ScenarioError
-from simulator.experiment.sweep import aggregate, expand, load_sweep, mean_ci95, run_key, run_sweep
-from simulator.results import read_csv
+from simulator.experiment.sweep import aggregate, expand, load_sweep, mean_ci95, plot_tradeoff, run_key, run_sweep
+from simulator.results import read_csv, write_csv
 from simulator.rng import SeedTree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +171,19 @@ def test_replicate_means_and_student_t_intervals():
     assert one["accuracy_mean"] == pytest.approx(0.6)  # over the runs where it is defined
     assert two["energy_j_mean"] == 5.0 and two["energy_j_ci95"] is None  # n = 1: no interval
     assert mean_ci95(np.array([])) == (None, None)
+
+
+def test_the_tradeoff_plot_reads_the_summary_alone(tmp_path):
+    rows = [{"run": i, "controller.kind": kind, "controller.v": v, "status": "ok", "energy_j": e + 0.01 * r,
+             "mean_delay_s": 1e-3 * v, "accuracy": 0.8 + 0.01 * r}
+            for i, (kind, v, e, r) in enumerate((k, v, e, r) for k, e in (("lyapunov", 1.0), ("greedy", 2.0))
+                                               for v in (1, 10) for r in range(2))]
+    columns, agg = aggregate(["controller.kind", "controller.v"], rows)
+    write_csv(tmp_path / "sweep_summary.csv", columns, agg)
+    png = plot_tradeoff(tmp_path / "sweep_summary.csv", tmp_path / "plots" / "tradeoff.png")
+    assert png.stat().st_size > 0 and png.with_suffix(".pdf").exists()
+    write_csv(tmp_path / "other.csv", ["x", "runs"], [{"x": 1, "runs": 1}])
+    assert plot_tradeoff(tmp_path / "other.csv", tmp_path / "none.png") is None  # nothing to draw
 
 
 # --------------------------------------------------------------------------- running
