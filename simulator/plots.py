@@ -21,7 +21,7 @@ METHOD_LABELS = {"absolute": "absolute (no alignment)", "relative": "relative (z
                  "procrustes": "Procrustes", "affine": "affine", "inverse-relative": "inverse relative"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     """Write the figure as ``path`` (PNG) and beside it as PDF (vector, for papers); return the PNG path."""
     path = Path(path)
     for suffix in (".png", ".pdf"):
@@ -69,7 +69,7 @@ def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8, label=f"test accuracy ({split} split)")
     fig.suptitle("Zero-shot stitching accuracy, transmitter → receiver", fontsize=12)
-    return _save(fig, Path(out_dir) / "stitching_heatmap.png")
+    return save_figure(fig, Path(out_dir) / "stitching_heatmap.png")
 
 
 def accuracy_vs_anchors(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
@@ -102,7 +102,7 @@ def accuracy_vs_anchors(csv_path: Path, out_dir: Path, split: str = "test") -> P
     ax.grid(alpha=0.3)
     ax.set_title("Stitching accuracy vs anchors (cross-encoder pairs: mean, band = min–max)")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, Path(out_dir) / "accuracy_vs_anchors.png")
+    return save_figure(fig, Path(out_dir) / "accuracy_vs_anchors.png")
 
 
 def _pair_curves(rows: list[dict[str, str]], x_key: str) -> tuple[dict, dict]:
@@ -140,7 +140,7 @@ def accuracy_vs_bits(csv_path: Path, out_dir: Path, split: str = "test") -> Path
     ax.grid(alpha=0.3)
     ax.set_title(f"Relative stitching vs quantization, K = {k}, error-free link")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, Path(out_dir) / "accuracy_vs_bits.png")
+    return save_figure(fig, Path(out_dir) / "accuracy_vs_bits.png")
 
 
 def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
@@ -175,7 +175,7 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     ax.grid(alpha=0.3)
     ax.set_title(f"Relative stitching through a noisy link, K = {k} (cross-encoder pairs)")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, Path(out_dir) / "accuracy_vs_snr.png")
+    return save_figure(fig, Path(out_dir) / "accuracy_vs_snr.png")
 
 
 # --------------------------------------------------------------------------- run time series
@@ -463,7 +463,7 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
     if handles:
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=min(len(handles), 6),
                    fontsize=9, frameon=False, title="transmitter", title_fontsize=9)
-    return _save(fig, out_dir / "timeseries.png")
+    return save_figure(fig, out_dir / "timeseries.png")
 
 
 # --------------------------------------------------------------------------- results folders

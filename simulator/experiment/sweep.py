@@ -94,9 +94,9 @@ from simulator.experiment.runner import run_scenario  # noqa: E402
 from simulator.latent.cache import cache_key  # noqa: E402
 from simulator.latent.zoo import Zoo  # noqa: E402
 from simulator.network.controller import anchor_options  # noqa: E402
-from simulator.network.world import _ZOO_FIELDS  # noqa: E402
+from simulator.network.world import ZOO_FIELDS  # noqa: E402
 from simulator.overrides import Override, apply_overrides, load_scenario, parse_override, parse_path  # noqa: E402
-from simulator.plots import _save  # noqa: E402
+from simulator.plots import save_figure  # noqa: E402
 from simulator.results import read_csv, write_csv, write_json, write_yaml  # noqa: E402
 from simulator.rng import SeedTree  # noqa: E402
 
@@ -228,7 +228,7 @@ def _describe(values: dict[str, Any], width: int = 48) -> str:
 
 def zoo_signature(scenario: Scenario) -> tuple:
     """The sections a zoo is built from: two scenarios with equal signatures share one zoo."""
-    return (scenario.device,) + tuple(getattr(scenario, name) for name in _ZOO_FIELDS)
+    return (scenario.device,) + tuple(getattr(scenario, name) for name in ZOO_FIELDS)
 
 
 def prepare_shared(scenarios: list[Scenario], log: Log) -> int:
@@ -457,7 +457,7 @@ def plot_tradeoff(summary_csv: Path, out_png: Path) -> Path | None:
     n = sorted({int(r["ok"]) for r in rows})
     reps = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
     fig.suptitle(f"Trade-off over the sweep: mean ± 95 % CI over {reps} replicate(s) per point", fontsize=10)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def _short(text: str) -> str:

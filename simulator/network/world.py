@@ -58,7 +58,7 @@ OUTCOME_BATCH = 2048
 BLOCK_SLOTS = 1024
 """Slots whose ``slots.csv`` rows are kept in arrays and written (and their power computed) at once."""
 
-_ZOO_FIELDS = ("data", "encoders", "anchors", "relative", "heads")
+ZOO_FIELDS = ("data", "encoders", "anchors", "relative", "heads")
 _BLOCK_FIELDS = (("gain", np.float64), ("r_max", np.float64), ("link_up", bool), ("device_on", bool),
                  ("encoder", np.int64), ("anchors", np.int64), ("bits", np.int64), ("rate", np.float64),
                  ("cpu_hz", np.float64), ("share", np.float64), ("backlog", np.int64), ("arrivals", np.int64),
@@ -117,7 +117,7 @@ class World:
         if not scenario.transmitters or not scenario.receivers:
             raise ScenarioError("a network run needs at least one transmitter and one receiver",
                                 path="transmitters" if not scenario.transmitters else "receivers")
-        for name in _ZOO_FIELDS:
+        for name in ZOO_FIELDS:
             if getattr(zoo.scenario, name) != getattr(scenario, name):
                 raise ValueError(f"the zoo was built for a different {name!r} section")
         self.scenario = scenario
