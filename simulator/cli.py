@@ -58,7 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the scenario JSON Schema")
 
-    p = sub.add_parser("plot", help="(re)draw the plots of a results folder (a run or a stitch)")
+    p = sub.add_parser("plot", help="(re)draw the plots of a results folder (a run, a stitch, a sweep or a trade-off)")
     p.add_argument("folder", type=Path, metavar="DIR")
     p.add_argument("--out", type=Path, default=None, help="where the PNG and PDF files go (default DIR/plots)")
     return parser
@@ -183,8 +183,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise ScenarioError("no such folder", path=str(folder))
     if plots.results_kind(folder) == "unknown":
-        raise ScenarioError("not a results folder: expected summary.json and slots.csv (relcomm run) "
-                            "or stitching.csv (relcomm stitch)", path=str(folder))
+        raise ScenarioError("not a results folder: expected summary.json and slots.csv (relcomm run), "
+                            "stitching.csv (relcomm stitch), sweep_summary.csv (relcomm sweep) or tradeoff.csv",
+                            path=str(folder))
     written = plots.plot_folder(folder, args.out)
     where = written[0].parent if written else folder
     print(f"wrote {len(written)} plots to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")

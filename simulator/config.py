@@ -252,6 +252,10 @@ class SimulationConfig(_Strict):
         "stage change; empty = no deadline")
     delay_target_s: float | None = Field(None, gt=0.0, description="long-term mean delay target L_max")
     accuracy_target: float | None = Field(None, ge=0.0, le=1.0, description="long-term accuracy target A_min")
+    delay_tolerance: float = Field(0.05, ge=0.0, le=10.0, description="relative slack when judging a run: its "
+                                   "settled mean delay meets the target when ≤ delay_target_s × (1 + this)")
+    accuracy_tolerance: float = Field(0.01, ge=0.0, le=1.0, description="absolute slack when judging a run: its "
+                                      "settled accuracy meets the target when ≥ accuracy_target − this")
 
 
 class TrafficConfig(_Strict):
@@ -449,11 +453,17 @@ class LyapunovControllerConfig(_OptionSetConfig):
                      "(energy O(1/V) from optimal, queues O(V))")
     mu: float = Field(1.0, gt=0.0, le=1e15, description="μ: step of the delay queue (objective units per s²)")
     nu: float = Field(1.0, gt=0.0, le=1e15, description="ν: step of the accuracy queue")
-    initial_delay_queue: float = Field(0.0, ge=0.0, le=1e15, description="Z_0")
-    initial_accuracy_queue: float = Field(0.0, ge=0.0, le=1e15, description="Y_0")
+    initial_delay_queue: float = Field(0.0, ge=0.0, le=1e15, description="Z_0 (added to V·delay_queue_per_v)")
+    initial_accuracy_queue: float = Field(0.0, ge=0.0, le=1e15, description="Y_0 (added to V·accuracy_queue_per_v)")
+    delay_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="place-holder backlog per unit V: Z starts "
+                                     "at initial_delay_queue + V·this, an estimate λ̂ of the delay multiplier "
+                                     "learned on another channel realization (the trade-off driver's pilot), so "
+                                     "that the queue need not climb to V·λ* from empty, which takes O(V/μ) slots")
+    accuracy_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="the same for Y: Y starts at "
+                                        "initial_accuracy_queue + V·this (η̂)")
     v_sweep: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] = Field(
-        (), description="V values run by the trade-off driver (python -m simulator.experiment.tradeoff); "
-        "relcomm run uses v")
+        (), description="V values run by the trade-off driver (python -m simulator.experiment.tradeoff); empty = "
+        "the values of sweep.grid's controller.v; relcomm run uses v")
 
 
 class MaxAccuracyControllerConfig(_OptionSetConfig):

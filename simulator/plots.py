@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -466,16 +467,281 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
     return save_figure(fig, out_dir / "timeseries.png")
 
 
+# --------------------------------------------------------------------------- trade-off curves
+
+_ENERGY_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
+
+
+def _energy_unit(values: np.ndarray) -> tuple[float, str]:
+    """(scale, unit) that puts the median magnitude of ``values`` (J) between 1 and 1000."""
+    finite = np.abs(values[np.isfinite(values)])
+    ref = float(np.median(finite)) if finite.size else 1.0
+    for scale, unit in _ENERGY_UNITS:
+        if ref >= scale:
+            return scale, unit
+    return _ENERGY_UNITS[-1]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _cell(text: str) -> str:
+    """A CSV cell as a point label: numbers in short %g form (1e+05, 0.5), anything else as it is."""
+    return f"{float(text):.3g}" if _is_number(text) else text
+
+
+def _axis_label(path: str) -> str:
+    """The last part of a swept path, ``V`` for ``controller.v``."""
+    return "V" if path == "controller.v" else path.rsplit(".", 1)[-1]
+
+
+def _float(cell: str | None) -> float:
+    return math.nan if cell in (None, "", "None") else float(cell)
+
+
+def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
+    """The trade-off across a sweep, from ``sweep_summary.csv`` alone, with 95 % error bars.
+
+    Energy per task against mean delay and against accuracy, one curve per ``controller.kind``
+    (one curve when the kind is not swept), each point labelled with its other swept values
+    (``v=1e+04``). The settled-window figures (``settled.*``, transient left out) are used when
+    the runs have them, else the whole run's (energy per arrived task). When ``controller.v``
+    is swept, two more panels against V: the excess of the decisions' energy over the offline
+    bound (``optimality_gap``, paired within each run) and the mean virtual queues with a ∝ V
+    guide — the O(1/V), O(V) trade-off. Returns ``None`` (and draws nothing) without energy,
+    delay and accuracy columns.
+    """
+    rows = read_csv(summary_csv)
+    if not rows:
+        return None
+    cols = list(rows[0])
+    settled = "settled.energy_per_task_j_mean" in cols
+    e_col, d_col, a_col = (("settled.energy_per_task_j", "settled.mean_delay_s", "settled.accuracy") if settled
+                           else ("energy_per_task_j", "mean_delay_s", "accuracy"))
+    if not settled and "energy_j_mean" in cols and "tasks_arrived_mean" in cols:
+        for r in rows:  # energy per arrived task from the run totals
+            n = _float(r["tasks_arrived_mean"])
+            r["energy_per_task_j_mean"] = str(_float(r["energy_j_mean"]) / n) if n else ""
+            r["energy_per_task_j_ci95"] = (str(_float(r["energy_j_ci95"]) / n)
+                                           if n and r.get("energy_j_ci95") not in (None, "") else "")
+    if any(f"{c}_mean" not in rows[0] for c in (e_col, d_col, a_col)):
+        return None
+    axes = cols[: cols.index("runs")]
+    kind_col = "controller.kind" if "controller.kind" in axes else None
+    labels = [a for a in axes if a != kind_col]
+    v_axis = "controller.v" in labels
+    curves: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        curves[r[kind_col] if kind_col else "sweep"].append(r)
+
+    def order(r: dict[str, str]) -> tuple:
+        return tuple((0, float(r[a]), "") if _is_number(r[a]) else (1, 0.0, r[a]) for a in labels)
+
+    def col(members, name, scale=1.0):
+        return np.array([_float(r.get(f"{name}_mean")) * scale for r in members]), \
+            np.array([_float(r.get(f"{name}_ci95")) * scale for r in members])
+
+    scale, unit = _energy_unit(np.array([_float(r[f"{e_col}_mean"]) for r in rows]))
+    n_rows = 2 if v_axis else 1
+    fig, panels = plt.subplots(n_rows, 2, figsize=(12, 4.6 * n_rows), squeeze=False,
+                               gridspec_kw={"wspace": 0.28, "hspace": 0.35})
+    window = "settled window" if settled else "whole run"
+    for (x_name, x_scale, x_label), ax in zip(((d_col, 1e3, "mean delay (ms)"), (a_col, 1.0, "accuracy")),
+                                              panels[0]):
+        for name, members in curves.items():
+            members = sorted(members, key=order)
+            x, xerr = col(members, x_name, x_scale)
+            y, yerr = col(members, e_col, 1.0 / scale)
+            ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), marker="o", ms=4, capsize=2,
+                        lw=1.2, elinewidth=0.7, label=f"{name} (mean ± 95 % CI)" if kind_col else "mean ± 95 % CI")
+        for target, limit, what in (("delay_target_s", "settled.delay_limit_s", "delay"),
+                                    ("accuracy_target", "settled.accuracy_limit", "accuracy")):
+            if (x_name == d_col) != (what == "delay"):
+                continue
+            t, _ = col(rows, target, x_scale)
+            lim, _ = col(rows, limit, x_scale)
+            if np.isfinite(t).any():
+                ax.axvline(np.nanmean(t), color="k", ls=":", lw=1, label="target")
+            if np.isfinite(lim).any():
+                ax.axvline(np.nanmean(lim), color="r", ls=":", lw=1, label="limit (target ± tolerance)")
+            for i, (r, xi, yi) in enumerate(zip(members, x, y)):
+                text = ", ".join(f"{_axis_label(a)}={_cell(r[a])}" for a in labels)
+                if text and math.isfinite(xi) and math.isfinite(yi):
+                    # alternate above and below, so that labels of close points do not overlap
+                    ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -10),
+                                fontsize=7)
+        ax.set(xlabel=f"{x_label}, {window}", ylabel=f"energy per task ({unit})",
+               title=f"Energy against {x_label.split(' (')[0]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="controller" if kind_col else None, title_fontsize=8)
+    if v_axis:
+        ax_gap, ax_q = panels[1]
+        for name, members in curves.items():
+            members = sorted(members, key=order)
+            v = np.array([_float(r["controller.v"]) for r in members])
+            gap, gap_err = col(members, "optimality_gap", 100.0)
+            if np.isfinite(gap).any():
+                ax_gap.errorbar(v, gap, yerr=np.nan_to_num(gap_err), marker="o", ms=4, capsize=3,
+                                label=f"{name}: decisions' energy / bound − 1")
+                first = int(np.argmax(np.isfinite(gap)))
+                if gap[first] > 0:
+                    ax_gap.plot(v, gap[first] * v[first] / v, "k:", lw=1, label="∝ 1/V from the first point")
+            for queue, marker in (("delay", "o"), ("accuracy", "s")):
+                q, q_err = col(members, f"controller_stats.{queue}_queue_mean")
+                if np.isfinite(q).any() and (q > 0).any():
+                    ax_q.errorbar(v, q, yerr=np.nan_to_num(q_err), marker=marker, ms=4, capsize=3,
+                                  label=f"{name}: {queue} queue ({'Z' if queue == 'delay' else 'Y'})")
+            z, _ = col(members, "controller_stats.delay_queue_mean")
+            ok = np.isfinite(z) & (z > 0)
+            if ok.any():
+                ax_q.plot(v, np.median(z[ok] / v[ok]) * v, "k:", lw=1, label="∝ V")
+        ax_gap.set_xscale("log")
+        ax_gap.axhline(0.0, color="grey", lw=0.8)
+        ax_gap.set(xlabel="V", ylabel="excess energy over the offline bound (%)",
+                   title="Energy approaches the bound as O(1/V)")
+        ax_q.set(xscale="log", yscale="log", xlabel="V", ylabel="mean virtual queue (objective units)",
+                 title="Backlog grows as O(V)")
+        for ax in (ax_gap, ax_q):
+            ax.grid(True, which="both", alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+    n = sorted({int(r["ok"]) for r in rows})
+    reps = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    fig.suptitle(f"Trade-off over the sweep: mean ± 95 % CI over {reps} replicate(s) per point", fontsize=11)
+    return save_figure(fig, out_png)
+
+
+def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
+    """The trade-off driver's figure, from ``tradeoff.csv`` alone (six panels; V on log axes; PNG and PDF).
+
+    Top: energy per task against V with the offline bound; its excess over the bound; the mean
+    virtual queues with a ∝ V guide. Bottom: the baselines' energy next to the controller's
+    (hatched when a run misses the targets); the realized mean delay and accuracy against their
+    targets and tolerances. Every controller point is labelled with its V.
+    """
+    rows = read_csv(csv_path)
+    delay_tol = _float(rows[0].get("delay_tolerance", "")) if rows else math.nan
+    acc_tol = _float(rows[0].get("accuracy_tolerance", "")) if rows else math.nan
+    dyn = [r for r in rows if r["kind"] == "lyapunov"]
+    base = [r for r in rows if r["kind"] != "lyapunov"]
+    v = np.array([_float(r["v"]) for r in dyn])
+
+    def col(rs, key):
+        return np.array([_float(r.get(key, "")) for r in rs])
+
+    def label_v(ax, x, y, dy=6):
+        for xi, yi in zip(x, y):
+            if np.isfinite(yi):
+                ax.annotate(f"{xi:g}", (xi, yi), textcoords="offset points", xytext=(0, dy), fontsize=7,
+                            ha="center")
+
+    def finish(ax, title, ylabel):
+        ax.set(xlabel="V (energy weight of the drift-plus-penalty objective)", ylabel=ylabel, title=title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9), constrained_layout=True)
+    energy = col(dyn, "energy_per_task_j") * 1e6
+    bound = col(dyn, "energy_lower_bound_j") * 1e6
+    ax = axes[0, 0]
+    ax.semilogx(v, energy, "o-", label="Lyapunov, realized energy per task")
+    ax.semilogx(v, col(dyn, "decision_energy_j") * 1e6, "x--", label="Lyapunov, decisions (predicted)")
+    ax.semilogx(v, bound, "k:", lw=2, label="offline lower bound")
+    label_v(ax, v, energy)
+    finish(ax, "Energy per task and the offline bound", "energy per task (µJ)")
+
+    ax = axes[0, 1]
+    excess = (energy / bound - 1.0) * 100
+    ax.loglog(v, excess, "o-", label="realized energy / bound − 1")
+    ax.loglog(v, col(dyn, "optimality_gap") * 100, "x--", label="decisions / bound − 1 (optimality_gap)")
+    ok = np.isfinite(excess) & (excess > 0)
+    if ok.any():
+        i = int(np.argmax(ok))
+        ax.loglog(v, excess[i] * v[i] / v, "k:", label="∝ 1/V")
+    ax.set_ylim(bottom=max(np.nanmin(np.where(ok, excess, np.nan)) / 3, 1e-2) if ok.any() else None)
+    label_v(ax, v, excess)
+    finish(ax, "Excess energy over the bound, against a ∝ 1/V guide", "excess over the bound (%)")
+
+    ax = axes[0, 2]
+    z = col(dyn, "delay_queue_mean")
+    ax.loglog(v, z, "o-", label="delay queue Z (mean)")
+    ax.loglog(v, col(dyn, "accuracy_queue_mean"), "s-", label="accuracy queue Y (mean)")
+    ok = np.isfinite(z) & (z > 0)
+    if ok.any():
+        ax.loglog(v, np.nanmedian(z[ok] / v[ok]) * v, "k:", label="∝ V")
+    label_v(ax, v, z)
+    finish(ax, "Virtual-queue backlog grows as O(V)", "mean backlog (objective units)")
+
+    ax = axes[1, 0]
+    met_dyn = np.array([r["constraints_met"] == "True" for r in dyn], dtype=bool)
+    best = int(np.nanargmin(np.where(met_dyn, energy, np.nan))) if met_dyn.any() else None
+    names, values, met = [], [], []
+    if best is not None:
+        names.append(f"Lyapunov\nV={v[best]:g}")
+        values.append(energy[best])
+        met.append(dyn[best]["constraints_met"] == "True")
+    for r in base:
+        names.append(r["kind"].replace("-", "-\n"))
+        values.append(_float(r["energy_per_task_j"]) * 1e6)
+        met.append(r["constraints_met"] == "True")
+    bars = ax.bar(names, values, color=["C0" if i == 0 and best is not None else "grey" for i in range(len(names))])
+    for b, m, val in zip(bars, met, values):
+        if not m:
+            b.set_hatch("//")
+            b.set_alpha(0.5)
+        ax.annotate(f"{val:.3g}", (b.get_x() + b.get_width() / 2, val), textcoords="offset points", xytext=(0, 3),
+                    ha="center", fontsize=8)
+    if dyn:
+        ax.axhline(np.nanmin(bound), color="k", ls=":", label="offline lower bound")
+    ax.bar([0], [0], color="white", hatch="//", edgecolor="grey", label="misses a target")
+    ax.set_yscale("log")
+    ax.set(ylabel="energy per task (µJ)", title="Against the baselines (same scenario and channel)")
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+
+    ax = axes[1, 1]
+    target = _float(dyn[0]["delay_target_s"]) * 1e3 if dyn else math.nan
+    ax.semilogx(v, col(dyn, "mean_delay_s") * 1e3, "o-", label="realized mean delay")
+    ax.semilogx(v, col(dyn, "decision_delay_s") * 1e3, "x--", label="decisions (predicted)")
+    ax.axhline(target, color="k", ls=":", label="target")
+    ax.axhline(target * (1 + delay_tol), color="r", ls=":", lw=0.8, label=f"target + {delay_tol:.0%}")
+    finish(ax, "Mean delay (settled window)", "mean delay (ms)")
+
+    ax = axes[1, 2]
+    target = _float(dyn[0]["accuracy_target"]) if dyn else math.nan
+    margin = _float(dyn[0].get("accuracy_margin", "")) if dyn else math.nan
+    ax.semilogx(v, col(dyn, "accuracy"), "o-", label="realized accuracy (test split)")
+    ax.semilogx(v, col(dyn, "decision_accuracy"), "x--", label="calibrated Ĝ of the decisions (validation)")
+    ax.axhline(target, color="k", ls=":", label="target")
+    if np.isfinite(margin) and margin > 0:
+        ax.axhline(target + margin, color="C1", ls=":", lw=0.8, label="target + margin (what Ĝ aims at)")
+    ax.axhline(target - acc_tol, color="r", ls=":", lw=0.8, label=f"target − {acc_tol:g}")
+    finish(ax, "Accuracy (settled window)", "accuracy")
+    return save_figure(fig, png_path)
+
+
+
 # --------------------------------------------------------------------------- results folders
 
 
 def results_kind(folder: Path) -> str:
-    """``run`` (``summary.json`` and ``slots.csv``), ``stitch`` (``stitching.csv``) or ``unknown``."""
+    """What a results folder holds, from its files.
+
+    ``run`` (``summary.json`` and ``slots.csv``: relcomm run), ``stitch`` (``stitching.csv``:
+    relcomm stitch), ``sweep`` (``sweep_summary.csv``: relcomm sweep), ``tradeoff``
+    (``tradeoff.csv``: the V-sweep driver) or ``unknown``.
+    """
     folder = Path(folder)
     if (folder / "summary.json").is_file() and (folder / "slots.csv").is_file():
         return "run"
-    if (folder / "stitching.csv").is_file():
-        return "stitch"
+    for name, kind in (("stitching.csv", "stitch"), ("sweep_summary.csv", "sweep"), ("tradeoff.csv", "tradeoff")):
+        if (folder / name).is_file():
+            return kind
     return "unknown"
 
 
@@ -495,6 +761,12 @@ def plot_folder(folder: Path, out_dir: Path | None = None) -> list[Path]:
         return [run_timeseries(folder, out_dir)]
     if kind == "stitch":
         return stitching_plots(folder, out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else Path(folder) / "plots"
+    if kind == "sweep":
+        png = tradeoff_curves(Path(folder) / "sweep_summary.csv", out_dir / "tradeoff.png")
+        return [png] if png is not None else []
+    if kind == "tradeoff":
+        return [v_sweep_figure(Path(folder) / "tradeoff.csv", out_dir / "tradeoff.png")]
     raise ValueError(f"{folder} is not a results folder")
 
 

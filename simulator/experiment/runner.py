@@ -27,10 +27,23 @@ controller records the realized channel trace; after the run
 The *realized* energy (``energy_j`` and its parts) is the world's: tasks (one per arrival, not one
 per slot), retransmissions, idle power. With one task per slot and transmitter it is the decision
 energy times the slots; otherwise compare per task.
+
+Settled window (``settled`` in ``summary.json``, every controller): realized statistics of the
+tasks that *arrived* at or after slot ``controller.settle_slots`` (0 when the controller has no
+such setting), read back from ``tasks.csv`` — ``tasks``, ``delivered``, ``dropped``,
+``mean_delay_s`` and ``accuracy`` of the delivered ones, ``energy_per_task_j`` (device transmit
++ device compute energy of those tasks, + server decoding unless the controller's
+``include_server_energy`` is false, divided by the tasks) and ``from_s``. These are the figures
+a trade-off curve compares: the start-up transient of the virtual queues is left out. With
+targets, ``delay_limit_s`` = ``delay_target_s`` × (1 + ``simulation.delay_tolerance``) and
+``accuracy_limit`` = ``accuracy_target`` − ``simulation.accuracy_tolerance``, and ``delay_met``
+/ ``accuracy_met`` say whether the window is within them (the top-level ``delay_met`` and
+``accuracy_met`` judge the whole run against the bare targets).
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
 import tempfile
 import time
@@ -102,6 +115,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         check_conservation(counts)
         summary["wall_s"] = wall
         summary.update(controller_entries(world, log))
+        summary["settled"] = judge(settled_metrics(staging / "tasks.csv", settle_start_s(scenario),
+                                                   getattr(scenario.controller, "include_server_energy", True)),
+                                   scenario)
         write_json(staging / "summary.json", summary)
         plots.draw_run_plots(staging, log)
         publish_dir(staging, out_dir)
@@ -109,6 +125,47 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return summary
+
+
+def settle_start_s(scenario: Scenario) -> float:
+    """Start (s) of the settled window: ``controller.settle_slots`` slots, 0 without that setting."""
+    return getattr(scenario.controller, "settle_slots", 0) * scenario.simulation.slot_s
+
+
+def settled_metrics(tasks_csv: Path, start_s: float, include_server_energy: bool = True) -> dict:
+    """Realized statistics of the tasks that arrived at or after ``start_s`` (module docstring, ``settled``)."""
+    delay_sum, correct, delivered, tasks, dropped, energy = 0.0, 0, 0, 0, 0, 0.0
+    with open(tasks_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if float(row["arrival_s"]) < start_s:
+                continue
+            tasks += 1
+            energy += float(row["energy_tx_j"]) + float(row["energy_cpu_j"])
+            if include_server_energy:
+                energy += float(row["energy_server_j"])
+            if row["status"] == "delivered":
+                delivered += 1
+                delay_sum += float(row["delay_s"])
+                correct += row["correct"] == "1"
+            elif row["status"] == "dropped":
+                dropped += 1
+    return {"from_s": start_s, "tasks": tasks, "delivered": delivered, "dropped": dropped,
+            "mean_delay_s": delay_sum / delivered if delivered else None,
+            "accuracy": correct / delivered if delivered else None,
+            "energy_per_task_j": energy / tasks if tasks else None}
+
+
+def judge(window: dict, scenario: Scenario) -> dict:
+    """Add the limits and the ``delay_met`` / ``accuracy_met`` verdicts to a settled window (module docstring)."""
+    sim = scenario.simulation
+    out = dict(window)
+    if sim.delay_target_s is not None:
+        out["delay_limit_s"] = sim.delay_target_s * (1.0 + sim.delay_tolerance)
+        out["delay_met"] = window["mean_delay_s"] is not None and window["mean_delay_s"] <= out["delay_limit_s"]
+    if sim.accuracy_target is not None:
+        out["accuracy_limit"] = sim.accuracy_target - sim.accuracy_tolerance
+        out["accuracy_met"] = window["accuracy"] is not None and window["accuracy"] >= out["accuracy_limit"]
+    return out
 
 
 def controller_entries(world: World, log: Callable[[str], None] = lambda _m: None) -> dict:
@@ -126,5 +183,5 @@ def controller_entries(world: World, log: Callable[[str], None] = lambda _m: Non
     return out
 
 
-__all__ = ["run_scenario", "controller_entries", "check_conservation", "comparable_summary", "ConservationError",
+__all__ = ["run_scenario", "controller_entries", "settled_metrics", "settle_start_s", "judge", "check_conservation", "comparable_summary", "ConservationError",
            "NONDETERMINISTIC_KEYS"]

@@ -78,10 +78,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
@@ -96,7 +92,7 @@ from simulator.latent.zoo import Zoo  # noqa: E402
 from simulator.network.controller import anchor_options  # noqa: E402
 from simulator.network.world import ZOO_FIELDS  # noqa: E402
 from simulator.overrides import Override, apply_overrides, load_scenario, parse_override, parse_path  # noqa: E402
-from simulator.plots import save_figure  # noqa: E402
+from simulator.plots import tradeoff_curves  # noqa: E402
 from simulator.results import read_csv, write_csv, write_json, write_yaml  # noqa: E402
 from simulator.rng import SeedTree  # noqa: E402
 
@@ -344,12 +340,20 @@ def _is_scalar(value: Any) -> bool:
 
 
 def run_row(run: SweepRun, status: str, record: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``sweep.csv`` row of a run: ids, swept values, status, and the summary's scalar fields."""
+    """The ``sweep.csv`` row of a run: ids, swept values, status, and the summary's scalar fields.
+
+    Fields of the summary's sections (``settled``, ``controller_stats``, ``offline_bound``) come one
+    level down as ``section.field``; lists and deeper sections (``per_agent``) are left out.
+    """
     row: dict[str, Any] = {"run": run.index, **{p: _cell(v) for p, v in run.values.items()},
                            "replicate": run.replicate, "seed": run.seed, "run_dir": run.folder,
                            "status": status, "error": (record or {}).get("error") if status == "failed" else None}
     if status == "ok" and record:
-        row.update({k: v for k, v in record.items() if k not in row and _is_scalar(v)})
+        for key, value in record.items():
+            if isinstance(value, dict):  # one level down, as "section.field" (settled, controller_stats, …)
+                row.update({f"{key}.{k}": v for k, v in value.items() if _is_scalar(v)})
+            elif key not in row and _is_scalar(value):
+                row[key] = value
     return row
 
 
@@ -404,73 +408,6 @@ def mean_ci95(values: np.ndarray) -> tuple[float | None, float | None]:
     if n == 1:
         return mean, None
     return mean, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-
-
-# --------------------------------------------------------------------------- the plot
-
-
-def plot_tradeoff(summary_csv: Path, out_png: Path) -> Path | None:
-    """Energy vs mean delay and energy vs accuracy over the sweep, with 95 % error bars.
-
-    Reads ``sweep_summary.csv`` only. One curve per ``controller.kind`` when that path is
-    swept; each point is annotated with the other swept values. Returns ``None`` (and draws
-    nothing) when the summary lacks energy, delay or accuracy.
-    """
-    rows = read_csv(summary_csv)
-    need = ("energy_j_mean", "mean_delay_s_mean", "accuracy_mean")
-    if not rows or any(c not in rows[0] for c in need):
-        return None
-    axes = list(rows[0])[: list(rows[0]).index("runs")]
-    kind_col = "controller.kind" if "controller.kind" in axes else None
-    labels = [a for a in axes if a != kind_col]
-    curves: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        curves[r[kind_col] if kind_col else "sweep"].append(r)
-
-    def num(r: dict[str, str], col: str, scale: float = 1.0) -> float:
-        return float(r[col]) * scale if r.get(col) not in (None, "") else math.nan
-
-    def order(r: dict[str, str]) -> tuple:
-        return tuple((0, float(r[a]), "") if _is_number(r[a]) else (1, 0.0, r[a]) for a in labels)
-
-    fig, panels = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"wspace": 0.3})
-    for (x_col, x_scale, x_label), ax in zip((("mean_delay_s", 1e3, "mean delay (ms)"),
-                                               ("accuracy", 1.0, "accuracy")), panels):
-        for name, members in curves.items():
-            members = sorted(members, key=order)
-            x = [num(r, f"{x_col}_mean", x_scale) for r in members]
-            y = [num(r, "energy_j_mean") for r in members]
-            ax.errorbar(x, y, xerr=[num(r, f"{x_col}_ci95", x_scale) for r in members],
-                        yerr=[num(r, "energy_j_ci95") for r in members], marker="o", ms=4, capsize=3,
-                        lw=1.2, label=name if kind_col else None)
-            for i, (r, xi, yi) in enumerate(zip(members, x, y)):
-                text = ", ".join(f"{a.rsplit('.', 1)[-1]}={_short(r[a])}" for a in labels)
-                if text and math.isfinite(xi) and math.isfinite(yi):
-                    # alternate above and below, so that labels of close points do not overlap
-                    ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -10),
-                                fontsize=7)
-        ax.set_xlabel(x_label)
-        ax.set_ylabel("energy (J)")
-        ax.grid(alpha=0.3)
-        if kind_col:
-            ax.legend(fontsize=8, title="controller")
-    n = sorted({int(r["ok"]) for r in rows})
-    reps = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
-    fig.suptitle(f"Trade-off over the sweep: mean ± 95 % CI over {reps} replicate(s) per point", fontsize=10)
-    return save_figure(fig, out_png)
-
-
-def _short(text: str) -> str:
-    """A CSV cell as a point label: numbers in %g form (1e+06, 0.5), anything else as it is."""
-    return f"{float(text):g}" if _is_number(text) else text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -532,7 +469,7 @@ def write_outputs(out_dir: Path, axes: list[str], rows: list[dict[str, Any]]) ->
     columns, agg = aggregate(axes, rows)
     write_csv(out_dir / "sweep_summary.csv", columns, agg)
     if any(r["status"] == "ok" for r in rows):
-        plot_tradeoff(out_dir / "sweep_summary.csv", out_dir / "plots" / "tradeoff.png")
+        tradeoff_curves(out_dir / "sweep_summary.csv", out_dir / "plots" / "tradeoff.png")
 
 
 def run_sweep(data: dict[str, Any], out_dir: Path, executor: Executor | str = "local", workers: int | None = None,
@@ -614,5 +551,5 @@ def run_sweep(data: dict[str, Any], out_dir: Path, executor: Executor | str = "l
 
 
 __all__ = ["SweepRun", "SweepReport", "expand", "load_sweep", "run_sweep", "execute_run", "warm_worker", "replicate_seed",
-           "run_key", "axis_paths", "run_state", "run_row", "aggregate", "mean_ci95", "plot_tradeoff",
+           "run_key", "axis_paths", "run_state", "run_row", "aggregate", "mean_ci95",
            "prepare_shared", "zoo_signature", "write_outputs", "write_sweep_csv"]

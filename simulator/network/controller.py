@@ -465,7 +465,8 @@ class PolicyController:
             snr_gap=spec.gap, include_server_energy=cfg.include_server_energy)
         self.r_min = r_min
         if cfg.kind == "lyapunov":
-            queues = VirtualQueues(np.full(n, cfg.initial_delay_queue), np.full(n, cfg.initial_accuracy_queue))
+            queues = VirtualQueues(np.full(n, cfg.initial_delay_queue + cfg.v * cfg.delay_queue_per_v),
+                                   np.full(n, cfg.initial_accuracy_queue + cfg.v * cfg.accuracy_queue_per_v))
             self.policy: Any = LyapunovController(n, v=cfg.v, mu=cfg.mu, nu=cfg.nu, delay_max_s=sim.delay_target_s,
                                                   accuracy_min=self.accuracy_min, static=self.params,
                                                   queues=queues)

@@ -20,7 +20,8 @@ from scipy import stats
 from simulator.cli import main
 from simulator.config import parse_scenario
 from simulator.errors import ScenarioError
-from simulator.experiment.sweep import aggregate, expand, load_sweep, mean_ci95, plot_tradeoff, run_key, run_sweep
+from simulator.experiment.sweep import aggregate, expand, load_sweep, mean_ci95, run_key, run_row, run_sweep
+from simulator.plots import plot_folder, tradeoff_curves
 from simulator.results import read_csv, write_csv
 from simulator.rng import SeedTree
 
@@ -180,10 +181,42 @@ def test_the_tradeoff_plot_reads_the_summary_alone(tmp_path):
                                                for v in (1, 10) for r in range(2))]
     columns, agg = aggregate(["controller.kind", "controller.v"], rows)
     write_csv(tmp_path / "sweep_summary.csv", columns, agg)
-    png = plot_tradeoff(tmp_path / "sweep_summary.csv", tmp_path / "plots" / "tradeoff.png")
+    png = tradeoff_curves(tmp_path / "sweep_summary.csv", tmp_path / "plots" / "tradeoff.png")
+    assert png is None  # no energy per task: neither settled figures nor tasks_arrived
+    for r in rows:
+        r["tasks_arrived"] = 100
+    columns, agg = aggregate(["controller.kind", "controller.v"], rows)
+    write_csv(tmp_path / "sweep_summary.csv", columns, agg)
+    png = tradeoff_curves(tmp_path / "sweep_summary.csv", tmp_path / "plots" / "tradeoff.png")
     assert png.stat().st_size > 0 and png.with_suffix(".pdf").exists()
     write_csv(tmp_path / "other.csv", ["x", "runs"], [{"x": 1, "runs": 1}])
-    assert plot_tradeoff(tmp_path / "other.csv", tmp_path / "none.png") is None  # nothing to draw
+    assert tradeoff_curves(tmp_path / "other.csv", tmp_path / "none.png") is None  # nothing to draw
+
+
+def test_the_tradeoff_plot_uses_the_settled_window_and_draws_the_v_panels(tmp_path):
+    rows = [{"run": i, "controller.v": v, "status": "ok", "settled.energy_per_task_j": 4e-5 * (1 + 1 / v) + 1e-7 * r,
+             "settled.mean_delay_s": 1.5e-3, "settled.accuracy": 0.87, "optimality_gap": 1 / v + 0.001 * r,
+             "controller_stats.delay_queue_mean": 0.03 * v, "controller_stats.accuracy_queue_mean": 0.02 * v}
+            for i, (v, r) in enumerate((v, r) for v in (10.0, 100.0, 1000.0) for r in range(3))]
+    columns, agg = aggregate(["controller.v"], rows)
+    write_csv(tmp_path / "sweep_summary.csv", columns, agg)
+    one_row = tradeoff_curves(tmp_path / "sweep_summary.csv", tmp_path / "a.png")
+    # `relcomm plot DIR` on a sweep folder: the same figure into DIR/plots
+    assert plot_folder(tmp_path) == [tmp_path / "plots" / "tradeoff.png"]
+    import matplotlib.image as mpimg
+
+    height, width = mpimg.imread(one_row).shape[:2]
+    assert height > 0.6 * width  # two rows of panels (trade-off curves, then the V panels)
+
+
+def test_a_runs_row_takes_the_summary_sections_one_level_down(sweep_dict):
+    run = expand({**sweep_dict, "sweep": {"grid": {"simulation.slots": [20]}}})[0]
+    record = {"energy_j": 2.0, "settled": {"accuracy": 0.9, "tasks": 10}, "per_agent": {"d": {"x": 1}},
+              "offline_bound": {"status": "optimal", "delay_multiplier": [0.1]}}
+    row = run_row(run, "ok", record)
+    assert row["energy_j"] == 2.0 and row["settled.accuracy"] == 0.9 and row["settled.tasks"] == 10
+    assert row["offline_bound.status"] == "optimal"
+    assert not any(k.startswith("per_agent") or k == "offline_bound.delay_multiplier" for k in row)
 
 
 # --------------------------------------------------------------------------- running

@@ -11,7 +11,9 @@ import yaml
 from simulator.config import parse_scenario
 from simulator.errors import ScenarioError
 from simulator.experiment import runner, tradeoff
-from simulator.experiment.tradeoff import COLUMNS, plot_tradeoff, run_tradeoff, settled_metrics, static_choice
+from simulator.experiment.runner import settled_metrics
+from simulator.experiment.tradeoff import COLUMNS, run_tradeoff, static_choice
+from simulator.plots import plot_folder, v_sweep_figure
 from simulator.network.controller import AccuracyTable
 from tests.network.conftest import NETWORK, merge
 from tests.network.test_lyapunov_world import DYNAMIC, fake_calibration, g_hat
@@ -41,21 +43,24 @@ def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, f
     with open(out / "tradeoff.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert tuple(table[0]) == COLUMNS and len(table) == 4
-    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # place-holder backlogs: learned on the pilot (seed + 1), scaled by V
+    assert (out / "plots" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "plots" / "tradeoff.pdf").exists()
+    # place-holder backlogs: learned on the pilot (seed + 1, 4 × the slots), scaled by V
     pilot = yaml.safe_load((out / "pilot" / "scenario.yaml").read_text())
-    assert pilot["seed"] == sweep_scenario.seed + 1
+    assert pilot["seed"] == sweep_scenario.seed + 1 and pilot["simulation"]["slots"] == 4 * 300
     bound = __import__("json").loads((out / "pilot" / "summary.json").read_text())["offline_bound"]
     for v in (1e5, 1e7):
         resolved = yaml.safe_load((out / f"v={v:g}" / "scenario.yaml").read_text())
         ctl = resolved["controller"]
         assert resolved["seed"] == sweep_scenario.seed and ctl["v"] == v
-        assert ctl["initial_delay_queue"] == pytest.approx(v * bound["delay_multiplier"][0])
-        assert ctl["initial_accuracy_queue"] == pytest.approx(v * bound["accuracy_multiplier"][0])
+        assert ctl["delay_queue_per_v"] == pytest.approx(bound["delay_multiplier"][0])
+        assert ctl["accuracy_queue_per_v"] == pytest.approx(bound["accuracy_multiplier"][0])
+        assert ctl["initial_delay_queue"] == ctl["initial_accuracy_queue"] == 0.0
     # each row's settled figures come from its own run directory
     for r in rows:
         assert r["tasks"] == 200 and r["run_dir"].startswith(str(out))
-        assert r == {**r, **settled_metrics(r["run_dir"], 100 * 0.01, True)}
+        window = settled_metrics(out / r["run_dir"].rsplit("/", 1)[-1] / "tasks.csv", 100 * 0.01, True)
+        assert window.pop("from_s") == 1.0 and r == {**r, **window}
         assert r["constraints_met"] == (r["mean_delay_s"] <= 0.002 * 1.05 and r["accuracy"] >= 0.8 - 0.01)
     static = yaml.safe_load((out / "baseline-static" / "scenario.yaml").read_text())["controller"]
     assert static["kind"] == "static" and rows[2]["energy_lower_bound_j"] is None
@@ -70,11 +75,11 @@ def test_settled_metrics_count_the_window_only(tmp_path):
             [2.0, "dropped", "", "", 1e-3, 0.0, 0.0]]
     with open(tmp_path / "tasks.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
-    m = settled_metrics(tmp_path, 1.0, include_server_energy=True)
+    m = settled_metrics(tmp_path / "tasks.csv", 1.0, include_server_energy=True)
     assert (m["tasks"], m["delivered"], m["dropped"]) == (3, 2, 1)
     assert m["mean_delay_s"] == pytest.approx(0.003) and m["accuracy"] == 0.5
     assert m["energy_per_task_j"] == pytest.approx(15e-3 / 3)
-    assert settled_metrics(tmp_path, 1.0, include_server_energy=False)["energy_per_task_j"] == pytest.approx(7e-3 / 3)
+    assert settled_metrics(tmp_path / "tasks.csv", 1.0, include_server_energy=False)["energy_per_task_j"] == pytest.approx(7e-3 / 3)
 
 
 def test_the_static_baseline_is_the_cheapest_option_meeting_the_target(sweep_scenario):
@@ -98,9 +103,11 @@ def test_the_plot_reads_the_csv_alone(tmp_path):
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(tmp_path / "tradeoff.csv", alone / "tradeoff.csv")
-    png = plot_tradeoff(alone / "tradeoff.csv", alone / "tradeoff.png")
-    assert png.stat().st_size > 10_000 and sorted(p.name for p in alone.iterdir()) == ["tradeoff.csv",
+    png = v_sweep_figure(alone / "tradeoff.csv", alone / "tradeoff.png")
+    assert png.stat().st_size > 10_000 and sorted(p.name for p in alone.iterdir()) == ["tradeoff.csv", "tradeoff.pdf",
                                                                                       "tradeoff.png"]
+    # `relcomm plot DIR` recognizes the folder and redraws into DIR/plots
+    assert plot_folder(alone) == [alone / "plots" / "tradeoff.png"]
 
 
 def test_the_driver_needs_a_lyapunov_controller_and_v_values(sweep_scenario, tiny_zoo, tmp_path, capsys):
@@ -117,3 +124,14 @@ def test_the_driver_needs_a_lyapunov_controller_and_v_values(sweep_scenario, tin
     assert tradeoff.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: controller.kind") and err.count("\n") == 1
+
+
+def test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v(sweep_scenario, tiny_zoo, fake_table, tmp_path):
+    data = sweep_scenario.model_dump(mode="json")
+    data["controller"].update(v_sweep=[], delay_queue_per_v=0.002, accuracy_queue_per_v=0.001)
+    data["sweep"] = {"grid": {"controller.v": [1e4, 1e6]}, "seeds": 2}
+    rows = run_tradeoff(parse_scenario(data), tmp_path, baselines=(), zoo=tiny_zoo)
+    assert [r["v"] for r in rows] == [1e4, 1e6] and not (tmp_path / "pilot").exists()
+    for v in (1e4, 1e6):
+        ctl = yaml.safe_load((tmp_path / f"v={v:g}" / "scenario.yaml").read_text())["controller"]
+        assert (ctl["delay_queue_per_v"], ctl["accuracy_queue_per_v"]) == (0.002, 0.001)

@@ -361,3 +361,12 @@ def test_on_a_digital_link_the_rate_also_buys_accuracy(dyn_of, tiny_zoo, v, z, y
     # interiors the candidate search approximates by their ends
     assert got <= best + 2e-3 * abs(best) + 1e-12, (got, best)
     assert got >= best - 1e-9 * abs(best)  # and the grid (with the kinks) is a fair reference
+
+
+def test_place_holder_backlogs_scale_with_v(dyn_of, tiny_zoo):
+    """Z_0 = initial_delay_queue + V·delay_queue_per_v, Y_0 likewise (config docs)."""
+    sc = dyn_of({"kind": "lyapunov", "v": 2e4, "initial_delay_queue": 1.5, "initial_accuracy_queue": 0.25,
+                 "delay_queue_per_v": 0.03, "accuracy_queue_per_v": 0.02})
+    queues = world_of(sc, tiny_zoo).controller.queues
+    np.testing.assert_allclose(queues.delay, 1.5 + 2e4 * 0.03)
+    np.testing.assert_allclose(queues.accuracy, 0.25 + 2e4 * 0.02)
