@@ -52,6 +52,19 @@ def _build_parser() -> argparse.ArgumentParser:
     add_set(p)
     p.add_argument("--quiet", action="store_true", help="no progress messages")
 
+    p = sub.add_parser("tradeoff", help="the V sweep of a lyapunov scenario on one seed, next to the baselines")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-tradeoff)")
+    p.add_argument("--baselines", nargs="*", default=None, metavar="KIND",
+                   help="baselines to run: static, max-accuracy, min-energy, greedy (default: all; none: no value)")
+    p.add_argument("--no-placeholder", action="store_true",
+                   help="start every run from the configured queues (no place-holder backlogs)")
+    p.add_argument("--pilot-slots", type=int, default=None, help="pilot length (default 4 × simulation.slots)")
+    p.add_argument("--pilot-only", action="store_true",
+                   help="learn the place-holder multipliers on a pilot run and print them (nothing else runs)")
+    add_set(p)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario", type=Path)
     add_set(p)
@@ -161,6 +174,41 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tradeoff(args: argparse.Namespace) -> int:
+    from simulator.config import LyapunovControllerConfig
+    from simulator.experiment import tradeoff
+    from simulator.latent.zoo import Zoo
+    from simulator.overrides import load_scenario
+
+    baselines = tradeoff.BASELINES if args.baselines is None else tuple(args.baselines)
+    unknown = [b for b in baselines if b not in tradeoff.BASELINES]
+    if unknown:
+        raise ScenarioError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(tradeoff.BASELINES)}",
+                            path="--baselines")
+    if args.pilot_slots is not None and args.pilot_slots < 1:
+        raise ScenarioError("must be a positive number of slots", path="--pilot-slots")
+    scenario = load_scenario(args.scenario, args.overrides)
+    if not isinstance(scenario.controller, LyapunovControllerConfig):
+        raise ScenarioError("the trade-off needs controller.kind lyapunov", path="controller.kind")
+    out = args.out or Path("results") / f"{scenario.name}-tradeoff"
+    log = _log(args.quiet)
+    try:
+        if args.pilot_only:
+            lam, eta = tradeoff.pilot_multipliers(scenario, Zoo.build(scenario, log=log), out, log, args.pilot_slots)
+            log.close()
+            print(f"  delay_queue_per_v: {lam:.6g}\n  accuracy_queue_per_v: {eta:.6g}")
+            return 0
+        rows = tradeoff.run_tradeoff(scenario, out, baselines=baselines, placeholder=not args.no_placeholder,
+                                     pilot_slots=args.pilot_slots, log=log)
+    finally:
+        log.close()
+    dyn = [r for r in rows if r["kind"] == "lyapunov"]
+    met = sum(bool(r["constraints_met"]) for r in dyn)
+    print(f"wrote {out}/tradeoff.csv and {out}/plots/tradeoff.png: {len(rows)} runs, "
+          f"{met}/{len(dyn)} values of V meet the targets")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simulator.overrides import load_scenario
 
@@ -192,8 +240,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "stitch": _cmd_stitch, "validate": _cmd_validate, "schema": _cmd_schema,
-            "plot": _cmd_plot}
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "tradeoff": _cmd_tradeoff, "stitch": _cmd_stitch,
+            "validate": _cmd_validate, "schema": _cmd_schema, "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

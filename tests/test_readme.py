@@ -69,6 +69,13 @@ def tiny_equivalent(data: dict) -> dict:
     controller = out.get("controller") or {}
     if controller.get("kind", "static") == "static" and "anchors" in controller:
         out["controller"] = {**controller, "anchors": SMALL_STITCHING["anchors"][-1]}  # the head the stitch trains
+    elif "kind" in controller:  # a per-slot controller: options the tiny calibration table has
+        out["controller"] = {**controller, "anchors": SMALL_STITCHING["anchors"], "bits": SMALL_STITCHING["bits"][:1],
+                             "settle_slots": min(controller.get("settle_slots", 0), 50)}
+        if out.get("simulation", {}).get("accuracy_target") is not None:
+            out["simulation"]["accuracy_target"] = 0.5  # what tiny encoders surely reach
+    if "sweep" in out:
+        out["sweep"] = {**out["sweep"], "seeds": 1}
     return out
 
 

@@ -93,7 +93,7 @@ from simulator.network.controller import anchor_options  # noqa: E402
 from simulator.network.world import ZOO_FIELDS  # noqa: E402
 from simulator.overrides import Override, apply_overrides, load_scenario, parse_override, parse_path  # noqa: E402
 from simulator.plots import tradeoff_curves  # noqa: E402
-from simulator.results import read_csv, write_csv, write_json, write_yaml  # noqa: E402
+from simulator.results import write_csv, write_json, write_yaml  # noqa: E402
 from simulator.rng import SeedTree  # noqa: E402
 
 Log = Callable[[str], None]

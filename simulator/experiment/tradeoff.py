@@ -38,14 +38,12 @@ them and no pilot; ``--pilot-only`` learns them and prints the two lines to past
 ``--pilot-slots`` slots (default 4 × ``simulation.slots``): λ̂ is an average over the pilot's
 trace, and a longer pilot leaves less of its own sampling noise in it.
 
-Run ``python -m simulator.experiment.tradeoff SCENARIO.yaml [--out DIR]``.
+Run ``relcomm tradeoff SCENARIO.yaml [--out DIR] [--baselines …] [--pilot-only]`` (or
+``python -m simulator.experiment.tradeoff …``, the same).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import math
 import sys
 import time
 from pathlib import Path
@@ -54,13 +52,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from simulator import plots
-from simulator.config import LyapunovControllerConfig, Scenario, load_scenario, parse_scenario, scenario_to_dict
+from simulator.config import LyapunovControllerConfig, Scenario, parse_scenario, scenario_to_dict
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.runner import judge, run_scenario, settled_metrics
 from simulator.latent.zoo import Zoo
 from simulator.network.controller import AccuracyTable
-from simulator.results import read_csv, write_csv
+from simulator.results import write_csv
 
 BASELINES = ("static", "max-accuracy", "min-energy", "greedy")
 
@@ -73,6 +71,7 @@ COLUMNS = ("kind", "v", "tasks", "delivered", "dropped", "mean_delay_s", "accura
 
 def _with_controller(scenario: Scenario, controller: dict[str, Any], seed: int | None = None) -> Scenario:
     data = scenario_to_dict(scenario)
+    data.pop("sweep", None)  # each run is one run (a baseline has no controller.v to sweep)
     data["controller"] = controller
     if seed is not None:
         data["seed"] = seed
@@ -221,42 +220,10 @@ def _describe(row: dict[str, Any], wall_s: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.experiment.tradeoff", description=__doc__.split("\n")[0])
-    parser.add_argument("scenario", type=Path)
-    parser.add_argument("--out", type=Path, default=None, help="default results/<name>-tradeoff")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
-    parser.add_argument("--no-placeholder", action="store_true", help="start every run from the configured queues")
-    parser.add_argument("--pilot-slots", type=int, default=None, help="pilot length (default 4 × simulation.slots)")
-    parser.add_argument("--pilot-only", action="store_true",
-                        help="learn the place-holder multipliers on the pilot and print them (no sweep)")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    """``python -m simulator.experiment.tradeoff …`` is ``relcomm tradeoff …``."""
+    from simulator.cli import main as cli_main
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    try:
-        if args.pilot_slots is not None and args.pilot_slots < 1:
-            raise ScenarioError("must be a positive number of slots", path="--pilot-slots")
-        scenario = load_scenario(args.scenario)
-        if not isinstance(scenario.controller, LyapunovControllerConfig):
-            raise ScenarioError("the trade-off driver needs controller.kind lyapunov", path="controller.kind")
-        out = args.out or Path("results") / f"{scenario.name}-tradeoff"
-        if args.pilot_only:
-            lam, eta = pilot_multipliers(scenario, Zoo.build(scenario, log=log), out, log, args.pilot_slots)
-            print(f"  delay_queue_per_v: {lam:.6g}\n  accuracy_queue_per_v: {eta:.6g}")
-            return 0
-        rows = run_tradeoff(scenario, out, baselines=args.baselines, placeholder=not args.no_placeholder,
-                            pilot_slots=args.pilot_slots, log=log)
-    except ScenarioError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
-    dyn = [r for r in rows if r["kind"] == "lyapunov"]
-    met = [r for r in dyn if r["constraints_met"]]
-    print(f"wrote {out}/tradeoff.csv and plots/tradeoff.png: {len(rows)} runs, "
-          f"{len(met)}/{len(dyn)} values of V meet the targets")
-    return 0
+    return cli_main(["tradeoff", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

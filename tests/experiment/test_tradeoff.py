@@ -130,8 +130,23 @@ def test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v(sweep_sc
     data = sweep_scenario.model_dump(mode="json")
     data["controller"].update(v_sweep=[], delay_queue_per_v=0.002, accuracy_queue_per_v=0.001)
     data["sweep"] = {"grid": {"controller.v": [1e4, 1e6]}, "seeds": 2}
-    rows = run_tradeoff(parse_scenario(data), tmp_path, baselines=(), zoo=tiny_zoo)
-    assert [r["v"] for r in rows] == [1e4, 1e6] and not (tmp_path / "pilot").exists()
+    rows = run_tradeoff(parse_scenario(data), tmp_path, baselines=("static",), zoo=tiny_zoo)
+    assert [r["v"] for r in rows] == [1e4, 1e6, None] and not (tmp_path / "pilot").exists()
+    # each run is a single run: the sweep section stays out of its resolved scenario
+    assert "sweep" not in yaml.safe_load((tmp_path / "baseline-static" / "scenario.yaml").read_text())
     for v in (1e4, 1e6):
         ctl = yaml.safe_load((tmp_path / f"v={v:g}" / "scenario.yaml").read_text())["controller"]
         assert (ctl["delay_queue_per_v"], ctl["accuracy_queue_per_v"]) == (0.002, 0.001)
+
+
+@pytest.mark.parametrize("flags, message", [(["--baselines", "nope"], "--baselines: unknown baseline 'nope'"),
+                                            (["--pilot-slots", "0"], "--pilot-slots: must be a positive")])
+def test_bad_tradeoff_flags_are_one_line_input_errors(sweep_scenario, tmp_path, capsys, flags, message):
+    from simulator.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep_scenario.model_dump(mode="json")))
+    assert main(["tradeoff", str(path), "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
