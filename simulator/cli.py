@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from simulator import __version__
+from simulator.config import default_results_dir
 from simulator.errors import ScenarioError
 
 
@@ -128,7 +129,7 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
     from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = args.out or Path("results") / f"{scenario.name}-stitch"
+    out = args.out or default_results_dir(scenario, "-stitch")
     log = _log(args.quiet)
     try:
         summary = run_stitch(scenario, out, log)
@@ -143,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = args.out or Path("results") / scenario.name
+    out = args.out or default_results_dir(scenario)
     log = _log(args.quiet)
     try:
         s = run_scenario(scenario, out, log)
@@ -160,7 +161,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.experiment.sweep import load_sweep, run_sweep
 
     data, scenario = load_sweep(args.scenario, args.overrides)
-    out = args.out or Path("results") / f"{scenario.name}-sweep"
+    out = args.out or default_results_dir(scenario, "-sweep")
     log = _log(args.quiet)
     try:
         report = run_sweep(data, out, args.executor, args.workers, args.scheduler, log)
@@ -190,7 +191,7 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if not isinstance(scenario.controller, LyapunovControllerConfig):
         raise ScenarioError("the trade-off needs controller.kind lyapunov", path="controller.kind")
-    out = args.out or Path("results") / f"{scenario.name}-tradeoff"
+    out = args.out or default_results_dir(scenario, "-tradeoff")
     log = _log(args.quiet)
     try:
         if args.pilot_only:

@@ -560,6 +560,45 @@ def _controller_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
     return loc, message
 
 
+class OutputsConfig(_Strict):
+    """Where the results go and what is written beside the data.
+
+    ``dir`` is a folder *inside* the results root (``results/`` of the working folder): the
+    commands write ``results/<dir>`` (``relcomm run``), ``results/<dir>-stitch``,
+    ``results/<dir>-sweep`` and ``results/<dir>-tradeoff`` unless ``--out`` says otherwise. It
+    must be relative and stay inside the root: an absolute path, a ``..`` part or a drive
+    would write elsewhere by accident, and is refused.
+    """
+
+    dir: str | None = Field(None, min_length=1, max_length=255, description="results folder under results/ "
+                            "(relative, no '..'); empty = the scenario's name")
+    plots: bool = Field(True, description="draw each run's plots (PNG and PDF) into its results folder; "
+                        "false saves about a second a run in large sweeps (`relcomm plot DIR` draws them later)")
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_root(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if path.is_absolute() or value.startswith(("~", "\\")) or ":" in value:
+            raise ValueError(f"must be a folder relative to the results root, got {value!r}")
+        if ".." in path.parts or any(part.startswith(".") for part in path.parts):
+            raise ValueError(f"must stay inside the results root (no '..' or hidden parts), got {value!r}")
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return path.as_posix()
+
+
+RESULTS_ROOT = Path("results")
+"""The results root of the commands' default folders, relative to the working folder."""
+
+
+def default_results_dir(scenario: "Scenario", suffix: str = "") -> Path:
+    """``results/<outputs.dir or name><suffix>``: where a command writes when ``--out`` is not given."""
+    return RESULTS_ROOT / f"{scenario.outputs.dir or scenario.name}{suffix}"
+
+
 class Scenario(_Strict):
     """A complete scenario file."""
 
@@ -579,6 +618,7 @@ class Scenario(_Strict):
     faults: FaultsConfig = FaultsConfig()
     controller: ControllerConfig = Field(StaticControllerConfig(), description="who decides each slot: "
                                          "kind static, lyapunov, max-accuracy, min-energy or greedy")
+    outputs: OutputsConfig = OutputsConfig()
     sweep: SweepConfig | None = Field(None, description="runs of `relcomm sweep`; other commands ignore it")
 
     @model_validator(mode="before")

@@ -138,3 +138,16 @@ def test_plot_of_a_wrong_folder_exits_2(tmp_path, capsys, make, expect):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expect in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_dir_sets_the_default_folder_inside_results(tiny_dict, tiny_zoo, tmp_path, monkeypatch, capsys):
+    """``outputs.dir`` names the folder under results/; ``outputs.plots: false`` leaves the plots out."""
+    data = merge(tiny_dict, NETWORK)
+    data["simulation"] = {**data["simulation"], "slots": 30}
+    data["outputs"] = {"dir": "study/a", "plots": False}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "s.yaml", "--quiet"]) == 0
+    run_dir = tmp_path / "results" / "study" / "a"
+    assert (run_dir / "summary.json").exists() and not (run_dir / "plots").exists()
+    assert "results/study/a" in capsys.readouterr().out

@@ -109,6 +109,12 @@ CASES = {
                              "faults.link_outages[0]"),
     "fault-inverted-interval": (_set("faults", {"device_off": [{"transmitter": "dev", "start_s": 2, "end_s": 1}]}),
                                 "faults.device_off[0].end_s"),
+    # output paths that would leave the results root
+    "outputs-dir-parent": (_set("outputs", {"dir": "../elsewhere"}), "outputs.dir"),
+    "outputs-dir-nested-parent": (_set("outputs", {"dir": "a/../../b"}), "outputs.dir"),
+    "outputs-dir-absolute": (_set("outputs", {"dir": "/tmp/x"}), "outputs.dir"),
+    "outputs-dir-home": (_set("outputs", {"dir": "~/x"}), "outputs.dir"),
+    "outputs-plots-string": (_set("outputs", {"plots": "maybe"}), "outputs.plots"),
     "missing-encoders": (_drop("encoders"), "encoders"),
     "missing-transmitter-receiver": (_drop("transmitters.0.receiver"), "transmitters[0].receiver"),
 }

@@ -119,7 +119,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
                                                    getattr(scenario.controller, "include_server_energy", True)),
                                    scenario)
         write_json(staging / "summary.json", summary)
-        plots.draw_run_plots(staging, log)
+        if scenario.outputs.plots:
+            plots.draw_run_plots(staging, log)
         publish_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
