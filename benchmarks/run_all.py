@@ -1,7 +1,10 @@
 """Run every benchmark and write the table to benchmarks/RESULTS.md.
 
-``python benchmarks/run_all.py [--quick]``: ``--quick`` skips the cold-training measurement
-(it trains the mismatch zoo three times from an empty cache).
+``python benchmarks/run_all.py [--quick] [--only SUITE …]``: ``--quick`` skips the cold-training
+measurement (it trains the mismatch zoo three times from an empty cache); ``--only`` reruns the
+named suites and keeps the others' last figures. Every suite's rows are kept with the date and
+the command that measured them in ``benchmarks/results.json``; RESULTS.md is drawn from it,
+one table per suite.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import json
 import os
 import platform
 import sys
@@ -21,28 +25,39 @@ sys.path.insert(0, str(HERE))
 
 from common import markdown_table  # noqa: E402
 
+from simulator.results import atomic_write_bytes  # noqa: E402
+
 SUITES = ("bench_latent", "bench_channel", "bench_control", "bench_network", "bench_sweep")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip cold training")
-    parser.add_argument("--only", nargs="*", default=None, help="suites to run (default: all)")
+    parser.add_argument("--only", nargs="*", default=None, choices=SUITES, help="suites to run (default: all)")
     args = parser.parse_args()
-    rows = []
+    store = HERE / "results.json"
+    saved = json.loads(store.read_text()) if store.exists() and args.only else {}
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
+               f"({torch.get_num_threads()} threads), GPU: {gpu}")
+    command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
+        f" --only {' '.join(args.only)}" if args.only else "")
     for name in args.only or SUITES:
-        if not (HERE / f"{name}.py").exists():
-            continue
         module = importlib.import_module(name)
         print(f"running {name} …", file=sys.stderr, flush=True)
-        rows += module.run(cold=not args.quick) if name == "bench_latent" else module.run()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    header = (f"# Benchmark results\n\nMeasured {datetime.date.today()} with `python benchmarks/run_all.py"
-              f"{' --quick' if args.quick else ''}` on {platform.machine()}, {os.cpu_count()} CPU cores, "
-              f"torch {torch.__version__} ({torch.get_num_threads()} threads), GPU: {gpu}. "
-              "Values are medians of several runs; ratios are measured side by side in one run.\n\n")
-    (HERE / "RESULTS.md").write_text(header + markdown_table(rows) + "\n")
-    print(markdown_table(rows))
+        rows = module.run(cold=not args.quick) if name == "bench_latent" else module.run()
+        saved[name] = {"date": str(datetime.date.today()), "machine": machine, "command": command,
+                       "rows": [{**r, "value": float(r["value"])} for r in rows]}
+    atomic_write_bytes(store, (json.dumps(saved, indent=1, ensure_ascii=False) + "\n").encode())
+    parts = ["# Benchmark results\n\nValues are medians of several runs; ratios are measured side by side in "
+             "one run. Each suite's heading says when, how and on what it was measured.\n"]
+    for name in SUITES:
+        if name in saved:
+            suite = saved[name]
+            parts.append(f"## {name}\n\n{suite['date']}, `{suite['command']}`, {suite['machine']}.\n\n"
+                         + markdown_table(suite["rows"]) + "\n")
+    atomic_write_bytes(HERE / "RESULTS.md", "\n".join(parts).encode())
+    print("\n".join(parts))
 
 
 if __name__ == "__main__":
