@@ -1,28 +1,30 @@
-"""Sweep throughput on a dask LocalCluster with 1, 2 and 4 workers: runs per second and the speed-up.
+"""Sweep throughput with 1, 2 and 4 workers, on a dask LocalCluster and on the local process pool.
 
-Run ``python benchmarks/bench_sweep.py [--runs N] [--slots S] [--workers 1 2 4] [--repeats R]``; prints
-a markdown table. ``run()`` returns the rows (keys ``name``, ``value``, ``unit``, ``note``) for
-``benchmarks/run_all.py``. Needs the encoders and the K = 64 head of ``scenarios/quickstart.yaml``
-in ``$RELCOMM_HOME`` (``relcomm run scenarios/quickstart.yaml`` fills the cache; otherwise the
-first sweep trains them, outside the timed part).
+Run ``python benchmarks/bench_sweep.py [--runs N] [--slots S] [--workers 1 2 4] [--repeats R]
+[--executors dask local]``; prints a markdown table. ``run()`` returns the rows (keys ``name``,
+``value``, ``unit``, ``note``) for ``benchmarks/run_all.py``. Needs the encoders and the K = 64
+head of ``scenarios/quickstart.yaml`` in ``$RELCOMM_HOME`` (``relcomm run
+scenarios/quickstart.yaml`` fills the cache; otherwise the first sweep trains them, outside the
+timed part).
 
 What is measured
 ----------------
 One sweep — ``scenarios/quickstart.yaml`` with ``simulation.slots = S``, ``controller.bits`` in
-{4, 8} and N/2 seed replicates — run in full by each worker count, each time into a fresh
-output folder (so no run is skipped and every count does the same runs). First a
-``LocalCluster`` of single-threaded worker processes is started for each count and warmed
-(every worker loads the zoo, as its first run would); then R rounds each run
-:func:`~simulator.experiment.sweep.run_sweep` once per count, interleaved, so that a change in
-the machine's load hits every count alike; the best round of each count is kept. **runs/s** is
-N / ``SweepReport.run_s``, the time from the first dispatch to the last completion: the runs
-themselves (simulation, CSVs, the run's plots, publication) and the scheduling between them.
-The parent's preparation (loading the zoo once), the tables and the trade-off plot are the same
-for every count and are reported once as "sweep overhead". The **speed-up** is runs/s with w
-workers over runs/s with the first count, measured in the same invocation. Other processes on
-the same cores lower it, so each round also measures the machine's ceiling at that moment: how
-much faster two CPU-bound processes run at once than one after the other (2.0 on two idle
-cores); the load average before and after is in the notes.
+{4, 8} and N/2 seed replicates — run in full by each executor and worker count, each time into
+a fresh output folder (so no run is skipped and every configuration does the same runs). First
+every executor is started and warmed: a ``LocalCluster`` of single-threaded worker processes,
+or a process pool, per worker count, each worker having loaded the zoo as its first run would.
+Then R rounds each run :func:`~simulator.experiment.sweep.run_sweep` once per configuration,
+interleaved, so that a change in the machine's load hits every configuration alike; the best
+round of each is kept. **runs/s** is N / ``SweepReport.run_s``, the time from the first
+dispatch to the last completion: the runs themselves (simulation, CSVs, the run's plots,
+publication) and the scheduling between them. The parent's preparation (loading the zoo once),
+the tables and the trade-off plot are the same for every configuration and are reported once as
+"sweep overhead". The **speed-up** is runs/s with w workers over runs/s with the first count of
+the same executor, measured in the same invocation (each round's ratio is in the note). Other
+processes on the same cores lower it, so each round also measures the machine's ceiling at that
+moment: how much faster two CPU-bound processes run at once than one after the other (2.0 on
+two idle cores); the load average before and after is in the notes.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 from common import markdown_table
 
 from simulator.config import parse_scenario, read_yaml
-from simulator.experiment.executors import DaskExecutor
+from simulator.experiment.executors import DaskExecutor, LocalExecutor
 from simulator.experiment.sweep import expand, prepare_shared, run_sweep, warm_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,60 +86,81 @@ def sweep_data(runs: int, slots: int) -> dict:
     return data
 
 
-def run(runs: int = 12, slots: int = 400, worker_counts: tuple[int, ...] = (1, 2, 4), repeats: int = 2) -> list[dict]:
+def _warm_pool(pool: LocalExecutor, scenario: dict, workers: int) -> set[int]:
+    """Start and warm every process of a local pool: ``workers`` warm jobs at once, one per process."""
+    futures = [pool._pool.submit(warm_worker, scenario) for _ in range(workers)]
+    return {f.result() for f in futures}
+
+
+def run(runs: int = 12, slots: int = 1000, worker_counts: tuple[int, ...] = (1, 2, 4), repeats: int = 3,
+        executors: tuple[str, ...] = ("dask", "local")) -> list[dict]:
     data = sweep_data(runs, slots)
     plan = expand(data)
     cores = len(os.sched_getaffinity(0))
     load_before = _load()
     t0 = time.perf_counter()
     prepare_shared([parse_scenario(plan[0].scenario)], log=lambda m: print(m, file=sys.stderr))
-    rates: dict[int, list[float]] = {w: [] for w in worker_counts}
+    configs = [(kind, w) for kind in executors for w in worker_counts]
+    rates: dict[tuple[str, int], list[float]] = {c: [] for c in configs}
     overhead, ceiling = [], []
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp, contextlib.ExitStack() as stack:
         spinners = stack.enter_context(multiprocessing.get_context("spawn").Pool(2))
         spinners.map(_spin, [1, 1])  # the children import this module once, outside the measurement
-        clusters = {}
-        for w in worker_counts:  # all started and warmed first, so that every round is timed alike
+        pools = {}
+        for kind, w in configs:  # all started and warmed first, so that every round is timed alike
             t_start = time.perf_counter()
-            clusters[w] = stack.enter_context(DaskExecutor(workers=w))
-            assert len(set(clusters[w].client.run(warm_worker, plan[0].scenario).values())) == w
-            print(f"LocalCluster of {w}: started and warmed in {time.perf_counter() - t_start:.1f} s", file=sys.stderr)
-        # Rounds interleave the worker counts, so a change in the machine's load hits all of them.
+            if kind == "dask":
+                pools[kind, w] = stack.enter_context(DaskExecutor(workers=w))
+                pids = set(pools[kind, w].client.run(warm_worker, plan[0].scenario).values())
+            else:
+                pools[kind, w] = stack.enter_context(LocalExecutor(workers=w))
+                pids = _warm_pool(pools[kind, w], plan[0].scenario, w)
+            print(f"{pools[kind, w].description}: started and warmed ({len(pids)} processes) in "
+                  f"{time.perf_counter() - t_start:.1f} s", file=sys.stderr)
+        # Rounds interleave the configurations, so a change in the machine's load hits all of them.
         for r in range(repeats):
             ceiling.append(cpu_scaling(spinners))
             print(f"round {r}: 2 CPU-bound processes run {ceiling[-1]:.2f}× as fast as one", file=sys.stderr)
-            for w in worker_counts:
-                report = run_sweep(data, Path(tmp) / f"round{r}-w{w}", executor=clusters[w])
+            for kind, w in configs:
+                report = run_sweep(data, Path(tmp) / f"round{r}-{kind}{w}", executor=pools[kind, w])
                 assert report.completed == len(plan) and report.failed == 0, report.line()
-                rates[w].append(len(plan) / report.run_s)
+                rates[kind, w].append(len(plan) / report.run_s)
                 overhead.append(report.wall_s - report.run_s)
-                print(f"round {r}, {w} worker{'s' * (w != 1)}: {len(plan)} runs in {report.run_s:.2f} s "
-                      f"({rates[w][-1]:.2f} runs/s); load {_load()}", file=sys.stderr)
+                print(f"round {r}, {pools[kind, w].description}: {len(plan)} runs in {report.run_s:.2f} s "
+                      f"({rates[kind, w][-1]:.2f} runs/s); load {_load()}", file=sys.stderr)
     load_after = _load()
-    rates = {w: max(v) for w, v in rates.items()}
-    note = (f"{len(plan)} runs of quickstart.yaml, {slots} slots, best of {repeats} interleaved rounds; LocalCluster, "
+    best = {c: max(v) for c, v in rates.items()}
+    note = (f"{len(plan)} runs of quickstart.yaml, {slots} slots, best of {repeats} interleaved rounds; "
             f"1 thread per worker; {cores} cores, load avg (1/5 min) {load_before} before, {load_after} after")
-    rows = [{"name": f"sweep throughput, {w} worker{'s' * (w != 1)}", "value": rates[w], "unit": "runs/s",
-             "note": note if w == worker_counts[0] else "same runs"} for w in worker_counts]
-    base = worker_counts[0]
-    rows += [{"name": f"sweep speed-up, {w} vs {base} worker{'s' * (base != 1)}", "value": rates[w] / rates[base],
-              "unit": "×", "note": "runs/s ratio, same invocation"} for w in worker_counts[1:]]
+    names = {"dask": "dask LocalCluster", "local": "local process pool"}
+    rows = []
+    for kind in executors:
+        base = worker_counts[0]
+        rows += [{"name": f"sweep throughput, {names[kind]}, {w} worker{'s' * (w != 1)}", "value": best[kind, w],
+                  "unit": "runs/s", "note": "same runs"} for w in worker_counts]
+        rows += [{"name": f"sweep speed-up, {names[kind]}, {w} vs {base} worker{'s' * (base != 1)}",
+                  "value": best[kind, w] / best[kind, base], "unit": "×",
+                  "note": "runs/s ratio, same invocation; rounds: " + ", ".join(
+                      f"{a / b:.2f}" for a, b in zip(rates[kind, w], rates[kind, base]))}
+                 for w in worker_counts[1:]]
+    rows[0]["note"] = note
     rows.append({"name": "machine ceiling: 2 CPU-bound processes vs 1", "value": statistics.median(ceiling),
                  "unit": "×", "note": f"median of the {repeats} rounds (2.0 on two idle cores; others' load lowers it): "
                  + ", ".join(f"{c:.2f}" for c in ceiling)})
     rows.append({"name": "sweep overhead (prepare, tables, plot)", "value": min(overhead), "unit": "s",
-                 "note": f"per sweep, any worker count; whole benchmark {time.perf_counter() - t0:.0f} s"})
+                 "note": f"per sweep, any executor; whole benchmark {time.perf_counter() - t0:.0f} s"})
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=12, help="runs per sweep (even)")
-    parser.add_argument("--slots", type=int, default=400, help="slots per run")
+    parser.add_argument("--slots", type=int, default=1000, help="slots per run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts; the first is the base")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best of each count is kept")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best of each count is kept")
+    parser.add_argument("--executors", nargs="+", default=["dask", "local"], choices=["dask", "local"])
     args = parser.parse_args()
-    print(markdown_table(run(args.runs, args.slots, tuple(args.workers), args.repeats)))
+    print(markdown_table(run(args.runs, args.slots, tuple(args.workers), args.repeats, tuple(args.executors))))
 
 
 if __name__ == "__main__":

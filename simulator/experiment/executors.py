@@ -53,10 +53,17 @@ def die_with_parent() -> None:
 
 
 def worker_setup() -> None:
-    """Setup of a worker process this module starts: one torch thread, die with the parent."""
+    """Setup of a worker process this module starts: one thread for torch and BLAS, die with the parent.
+
+    One thread each, because the workers are the parallelism: OpenBLAS (numpy, scipy) would
+    otherwise start a thread per core in every worker, and N workers would run N × cores
+    threads on the cores.
+    """
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
     die_with_parent()
 
 
