@@ -11,12 +11,13 @@ What is measured
 ----------------
 One sweep — ``scenarios/quickstart.yaml`` with ``simulation.slots = S``, ``controller.bits`` in
 {4, 8} and N/2 seed replicates — run in full by each executor and worker count, each time into
-a fresh output folder (so no run is skipped and every configuration does the same runs). First
-every executor is started and warmed: a ``LocalCluster`` of single-threaded worker processes,
-or a process pool, per worker count, each worker having loaded the zoo as its first run would.
-Then R rounds each run :func:`~simulator.experiment.sweep.run_sweep` once per configuration,
+a fresh output folder (so no run is skipped and every configuration does the same runs). R
+rounds each run :func:`~simulator.experiment.sweep.run_sweep` once per configuration,
 interleaved, so that a change in the machine's load hits every configuration alike; the best
-round of each is kept. **runs/s** is N / ``SweepReport.run_s``, the time from the first
+round of each is kept. Before it is timed, a configuration's executor is started and warmed (a
+``LocalCluster`` of single-threaded worker processes, or a process pool, each worker having
+loaded the zoo as its first run would), and it is closed right after, so no idle cluster
+shares the cores with the one being measured. **runs/s** is N / ``SweepReport.run_s``, the time from the first
 dispatch to the last completion: the runs themselves (simulation, CSVs, the run's plots,
 publication) and the scheduling between them. The parent's preparation (loading the zoo once),
 the tables and the trade-off plot are the same for every configuration and are reported once as
@@ -106,27 +107,24 @@ def run(runs: int = 12, slots: int = 1000, worker_counts: tuple[int, ...] = (1, 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp, contextlib.ExitStack() as stack:
         spinners = stack.enter_context(multiprocessing.get_context("spawn").Pool(2))
         spinners.map(_spin, [1, 1])  # the children import this module once, outside the measurement
-        pools = {}
-        for kind, w in configs:  # all started and warmed first, so that every round is timed alike
-            t_start = time.perf_counter()
-            if kind == "dask":
-                pools[kind, w] = stack.enter_context(DaskExecutor(workers=w))
-                pids = set(pools[kind, w].client.run(warm_worker, plan[0].scenario).values())
-            else:
-                pools[kind, w] = stack.enter_context(LocalExecutor(workers=w))
-                pids = _warm_pool(pools[kind, w], plan[0].scenario, w)
-            print(f"{pools[kind, w].description}: started and warmed ({len(pids)} processes) in "
-                  f"{time.perf_counter() - t_start:.1f} s", file=sys.stderr)
         # Rounds interleave the configurations, so a change in the machine's load hits all of them.
+        # Each configuration is started and warmed just before it is timed, and closed after: idle
+        # clusters left running (their heartbeats) would tax the ones being measured.
         for r in range(repeats):
             ceiling.append(cpu_scaling(spinners))
             print(f"round {r}: 2 CPU-bound processes run {ceiling[-1]:.2f}× as fast as one", file=sys.stderr)
             for kind, w in configs:
-                report = run_sweep(data, Path(tmp) / f"round{r}-{kind}{w}", executor=pools[kind, w])
+                with (DaskExecutor(workers=w) if kind == "dask" else LocalExecutor(workers=w)) as pool:
+                    if kind == "dask":
+                        pids = set(pool.client.run(warm_worker, plan[0].scenario).values())
+                    else:
+                        pids = _warm_pool(pool, plan[0].scenario, w)
+                    assert len(pids) == w, pids
+                    report = run_sweep(data, Path(tmp) / f"round{r}-{kind}{w}", executor=pool)
                 assert report.completed == len(plan) and report.failed == 0, report.line()
                 rates[kind, w].append(len(plan) / report.run_s)
                 overhead.append(report.wall_s - report.run_s)
-                print(f"round {r}, {pools[kind, w].description}: {len(plan)} runs in {report.run_s:.2f} s "
+                print(f"round {r}, {pool.description}: {len(plan)} runs in {report.run_s:.2f} s "
                       f"({rates[kind, w][-1]:.2f} runs/s); load {_load()}", file=sys.stderr)
     load_after = _load()
     best = {c: max(v) for c, v in rates.items()}

@@ -57,7 +57,25 @@ def main() -> None:
             parts.append(f"## {name}\n\n{suite['date']}, `{suite['command']}`, {suite['machine']}.\n\n"
                          + markdown_table(suite["rows"]) + "\n")
     atomic_write_bytes(HERE / "RESULTS.md", "\n".join(parts).encode())
+    update_readme("\n".join(p.replace("\n## ", "\n### ", 1) if p.startswith("## ") else p for p in parts[1:]))
     print("\n".join(parts))
+
+
+README_START = "<!-- benchmark tables: written by benchmarks/run_all.py from benchmarks/RESULTS.md -->"
+README_END = "<!-- end of benchmark tables -->"
+
+
+def update_readme(tables: str) -> None:
+    """Put the suites' tables between the README's two markers (README.md § Benchmarks)."""
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        print(f"note: {readme} lacks the benchmark markers; the tables are only in RESULTS.md", file=sys.stderr)
+        return
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join(("#" + line) if line.startswith("## ") else line for line in tables.splitlines())
+    atomic_write_bytes(readme, f"{head}{README_START}\n\n{body.strip()}\n\n{README_END}{tail}".encode())
 
 
 if __name__ == "__main__":
