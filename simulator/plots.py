@@ -396,9 +396,11 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
         for i, c in enumerate(vq):
             for g in range(len(groups)):
                 ax.plot(t, data.mean[c][g], color=colors[g % len(colors)], ls=("-", "--", ":", "-.")[i % 4], lw=1.2)
-        ax.set_ylabel("virtual queue value")
-        ax.set_title("Virtual queues: " + ", ".join(f"{c[len(VIRTUAL_QUEUE_PREFIX):]} ({('solid', 'dashed', 'dotted', 'dash-dot')[i % 4]})"
-                                                    for i, c in enumerate(vq)))
+        names = {"delay": "delay Z", "accuracy": "accuracy Y"}
+        ax.set_ylabel("virtual queue (objective units)")
+        ax.set_title("Virtual queues: " + ", ".join(
+            f"{names.get(c[len(VIRTUAL_QUEUE_PREFIX):], c[len(VIRTUAL_QUEUE_PREFIX):])} "
+            f"({('solid', 'dashed', 'dotted', 'dash-dot')[i % 4]})" for i, c in enumerate(vq)))
     else:
         for c, label, style in (("arrivals", "arrived", {"color": "0.55", "lw": 2.4}),
                                 ("delivered", "delivered", {"color": "tab:green", "lw": 1.0}),

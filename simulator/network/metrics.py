@@ -28,6 +28,10 @@ SLOT_COLUMNS = ("slot", "time_s", "transmitter", "receiver", "gain_db", "r_max_b
 """Columns of ``slots.csv``: one row per slot and transmitter (state at the slot start, counts and
 device energy over the slot)."""
 
+VIRTUAL_QUEUE_COLUMNS = ("vq_delay", "vq_accuracy")
+"""Added to ``slots.csv`` under a controller with virtual queues (``lyapunov``): the delay queue Z
+and the accuracy queue Y of the transmitter as the slot's decision saw them."""
+
 TASK_COLUMNS = ("task", "transmitter", "receiver", "sample", "label", "arrival_s", "end_s", "delay_s", "status",
                 "drop_reason", "encoder", "rx_encoder", "anchors", "bits", "cpu_hz", "rate_bps", "power_w",
                 "payload_bits", "bits_sent", "attempts", "retries", "snr_db", "energy_tx_j", "energy_cpu_j",
@@ -146,4 +150,4 @@ class TaskTally:
                 "bits_sent": self.bits_sent}
 
 
-__all__ = ["SLOT_COLUMNS", "TASK_COLUMNS", "CsvStream", "LogHistogram", "SlotTally", "TaskTally"]
+__all__ = ["SLOT_COLUMNS", "TASK_COLUMNS", "VIRTUAL_QUEUE_COLUMNS", "CsvStream", "LogHistogram", "SlotTally", "TaskTally"]

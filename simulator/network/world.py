@@ -47,7 +47,8 @@ from simulator.network.controller import Feedback, NetworkSpec, Observation, anc
 from simulator.network.energy import EnergyLedger, cycles, head_flops, idle_energy_j, projection_flops
 from simulator.network.faults import FaultSchedule
 from simulator.network.links import LinkTable
-from simulator.network.metrics import SLOT_COLUMNS, TASK_COLUMNS, CsvStream, LogHistogram, TaskTally
+from simulator.network.metrics import (SLOT_COLUMNS, TASK_COLUMNS, VIRTUAL_QUEUE_COLUMNS, CsvStream, LogHistogram,
+                                       TaskTally)
 from simulator.network.semantic import OutcomeResolver
 from simulator.network.traffic import ArrivalStream
 from simulator.rng import SeedTree
@@ -206,6 +207,11 @@ class World:
         self._block_start = 0
         self._row = 0
         self._block = {name: np.zeros((BLOCK_SLOTS, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
+        # a controller with virtual queues (lyapunov) adds their values at each decision to slots.csv
+        self._queues = getattr(self.controller, "queues", None) is not None
+        if self._queues:
+            for name in VIRTUAL_QUEUE_COLUMNS:
+                self._block[name] = np.zeros((BLOCK_SLOTS, n_tx))
         self._done = False
         self._log: Callable[[str], None] | None = None
 
@@ -285,6 +291,9 @@ class World:
         backlog = [tx.backlog for tx in self.transmitters]
         obs = Observation(s, t, gain, r_max, np.array(backlog, dtype=np.int64),
                           np.array([rx.cpu.n_jobs for rx in self.receivers], dtype=np.int64), link_up, device_on)
+        if self._queues:  # the backlogs this slot's decision sees (the controller replaces them each update)
+            queues = self.controller.queues
+            blk["vq_delay"][b], blk["vq_accuracy"][b] = queues.delay, queues.accuracy
         dec = self.controller.decide(obs)
         blk["gain"][b], blk["r_max"][b], blk["link_up"][b], blk["device_on"][b] = gain, r_max, link_up, device_on
         blk["encoder"][b], blk["anchors"][b], blk["bits"][b] = dec.encoder, dec.anchors, dec.bits
@@ -363,6 +372,8 @@ class World:
                 v["link_up"], v["device_on"], enc_ids[v["encoder"]], v["anchors"], v["bits"], v["rate"], power,
                 outage, v["cpu_hz"], v["share"], v["backlog"], v["arrivals"], v["delivered"], v["dropped"],
                 v["e_tx"], v["e_cpu"]]
+        if self._queues:
+            cols += [v[name] for name in VIRTUAL_QUEUE_COLUMNS]
         self._slots_csv.writerows(zip(*(c.reshape(-1).tolist() for c in cols)))
         self._block_start += n
 
@@ -418,7 +429,7 @@ class World:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._log = log
-        self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS)
+        self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS + (VIRTUAL_QUEUE_COLUMNS if self._queues else ()))
         self._tasks_csv = CsvStream(folder / "tasks.csv", TASK_COLUMNS)
         try:
             # The clock starts first: a task arriving at t = 0 must find slot 0 open.

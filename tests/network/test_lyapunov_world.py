@@ -370,3 +370,35 @@ def test_place_holder_backlogs_scale_with_v(dyn_of, tiny_zoo):
     queues = world_of(sc, tiny_zoo).controller.queues
     np.testing.assert_allclose(queues.delay, 1.5 + 2e4 * 0.03)
     np.testing.assert_allclose(queues.accuracy, 0.25 + 2e4 * 0.02)
+
+
+def test_slots_csv_records_the_queues_each_decision_saw(dyn_of, tiny_zoo, tmp_path):
+    """``vq_delay`` / ``vq_accuracy``: the queues before the slot's decision; they follow the controller."""
+    import csv
+
+    sc = dyn_of({"kind": "lyapunov", "v": 1e3, "mu": 1e3, "nu": 10.0, "initial_delay_queue": 2.0,
+                 "initial_accuracy_queue": 0.5}, simulation={"slots": 60, "delay_target_s": 0.001,
+                                                             "accuracy_target": 0.8})
+    world = world_of(sc, tiny_zoo)
+    seen = []
+    decide = world.controller.decide
+
+    def spy(obs):
+        seen.append((world.controller.queues.delay.copy(), world.controller.queues.accuracy.copy()))
+        return decide(obs)
+
+    world.controller.decide = spy
+    world.run(tmp_path)
+    with open(tmp_path / "slots.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 60 and (float(rows[0]["vq_delay"]), float(rows[0]["vq_accuracy"])) == (2.0, 0.5)
+    np.testing.assert_allclose([float(r["vq_delay"]) for r in rows], [z[0] for z, _ in seen])
+    np.testing.assert_allclose([float(r["vq_accuracy"]) for r in rows], [y[0] for _, y in seen])
+    assert len({r["vq_delay"] for r in rows}) > 1  # the queue moves
+
+
+def test_baselines_write_no_queue_columns(dyn_of, tiny_zoo, tmp_path):
+    world = world_of(dyn_of({"kind": "greedy"}, simulation={"slots": 5, "delay_target_s": 0.001,
+                                                             "accuracy_target": 0.8}), tiny_zoo)
+    world.run(tmp_path)
+    assert "vq_delay" not in (tmp_path / "slots.csv").read_text().splitlines()[0]
