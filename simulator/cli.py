@@ -237,7 +237,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                             path=str(folder))
     written = plots.plot_folder(folder, args.out)
     where = written[0].parent if written else folder
-    print(f"wrote {len(written)} plots to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")
+    print(f"wrote {len(written)} plot{'s' * (len(written) != 1)} to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")
     return 0
 
 

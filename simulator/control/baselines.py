@@ -59,13 +59,17 @@ L_fast (reached once every variable is clipped at its top). Hence:
 
 * L_fast > D: the option cannot meet the deadline;
 * L(0) ≤ D: z = 0 (the slowest point already fits);
-* otherwise z* solves L(z*) = D (complementary slackness), found by bisection on ln z over
-  [z_top·1e-40, 4 z_top], where z_top is where all three variables reach their upper bounds:
-  f at z = 2κ f_max³, x at z = 2κ_s x_max³ and R at z = c((u − 1) e^u + 1), u = R_max ln2 / B,
-  c = N0 B/g (the inverse of the rate closed form: a = z/c gives 1 + W0((a − 1)/e) = u). 56
-  halvings shrink the ln z interval of width 92 to 1.3e-15, and the upper end (L ≤ D) is kept,
-  so the returned point always meets the deadline; its energy is above the optimum by a
-  relative ~1e-15 in z.
+* otherwise z* solves L(z*) = D (complementary slackness), found on u = ln z by regula falsi
+  with the Illinois modification on ln L(e^u) − ln D (:func:`_bracketed_root`). The bracket:
+  above, z_top, where all three variables reach their upper bounds: f at z = 2κ f_max³, x at
+  z = 2κ_s x_max³ and R at z = c((u − 1) e^u + 1), u = R_max ln2 / B, c = N0 B/g (the inverse of
+  the rate closed form: a = z/c gives 1 + W0((a − 1)/e) = u), taken × 4 against rounding;
+  below, half the least z at which a variable leaves its lower bound (the same formulas at
+  f_min, x_min, R_min), under which L(z) = L(0) (and never below z_top·1e-40). The search stops
+  when ln z is known to 1e-12 or the delay at the upper end is within a relative 1e-12 of D,
+  and keeps the upper end (L ≤ D), so the returned point always meets the deadline; its energy
+  is above the optimum by a relative ~1e-12. About 15 evaluations instead of the 56 of a
+  bisection, with the same answer to 2e-12.
 """
 
 from __future__ import annotations
@@ -107,7 +111,8 @@ _LN2 = float(np.log(2.0))
 _SOLVER_ONLY = ("max_coupling_rounds", "polish_rounds", "coupling_rtol", "server_price_hint")
 # Bisection on ln z: the bracket spans 1e-40 (92 in ln z); 56 halvings leave 1.3e-15.
 _Z_SPAN = 1e-40
-_Z_HALVINGS = 56
+_MAX_STEPS = 224  # a cap on the root search (bisection alone would need 56 steps of the bracket)
+_U_TOL = 1e-12  # bracket width in ln z at which the search stops (z to a relative 1e-12)
 
 
 @dataclass(frozen=True)
@@ -375,15 +380,19 @@ def _deadline_solution(s: _Slot, deadline_s: np.ndarray) -> DeadlineSolution:
         (2.0 * k_srv * x_cap**3) if s.include_server_energy else np.zeros_like(c),
     ])
     z_hi = np.broadcast_to(4.0 * np.maximum(z_top, np.finfo(float).tiny), shape).copy()
-    z_lo = z_hi * _Z_SPAN
+    # below the least z where a variable leaves its lower bound, L(z) = L(0): the root is above it
+    u_min = r_lo * _LN2 / bw
+    z_bottom = np.minimum.reduce([
+        c * np.expm1(u_min) * u_min - c * (np.expm1(u_min) - u_min),  # c((u − 1)e^u + 1), cancellation-free
+        2.0 * kappa * f_lo**3,
+        (2.0 * k_srv * s.x_min**3) if s.include_server_energy else np.full_like(c, np.inf),
+    ])
+    z_lo = np.maximum(z_hi * _Z_SPAN, np.broadcast_to(0.5 * z_bottom, shape))
     fits_at_zero = point(np.zeros(shape))[3][1] <= d
-    fits_at_lo = point(z_lo)[3][1] <= d
-    for _ in range(_Z_HALVINGS):
-        mid = np.sqrt(z_lo * z_hi)
-        _, d_mid = point(mid)[3]
-        ok = d_mid <= d
-        z_hi = np.where(ok, mid, z_hi)
-        z_lo = np.where(ok, z_lo, mid)
+    d_lo = point(z_lo)[3][1]
+    fits_at_lo = d_lo <= d
+    z_hi = _bracketed_root(lambda z: point(z)[3][1], d, z_lo, z_hi, d_lo,
+                           done=~meets | fits_at_zero | fits_at_lo)
     z = np.where(fits_at_zero, 0.0, np.where(fits_at_lo, z_lo, z_hi))
     z = np.where(meets, z, np.inf)
     rate, f, x, (energy, delay) = point(np.where(meets, z, z_hi))
@@ -400,6 +409,50 @@ def _deadline_solution(s: _Slot, deadline_s: np.ndarray) -> DeadlineSolution:
         delay_s=np.where(meets, delay, fastest),
         fastest_delay_s=fastest,
     )
+
+
+def _bracketed_root(delay, deadline, z_lo, z_hi, delay_lo, done):
+    """The least z in ``[z_lo, z_hi]`` with ``delay(z) ≤ deadline``, to a relative 1e-12 (module docstring).
+
+    ``f(u) = ln delay(e^u) − ln deadline`` is continuous and non-increasing in u = ln z, positive
+    at ``z_lo`` (``delay_lo`` is the delay there) and ≤ 0 at ``z_hi``; the logarithms tame the
+    range of the delay (from the slowest point, seconds, to the deadline, milliseconds), which a
+    secant on the delay itself crosses only slowly. Regula falsi with the Illinois modification
+    (the stale end's f is halved when the same end is kept twice), a bisection step when the
+    secant point falls outside the bracket. Elements stop when the bracket is narrower than
+    ``_U_TOL`` or the delay at the upper end is within a relative 1e-12 of the deadline; the
+    upper end, which always meets the deadline, is returned. ``done`` marks elements to leave
+    as they are.
+    """
+    log_d = np.log(deadline)
+
+    def f_of(u, mask):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(mask, np.log(delay(np.exp(u))) - log_d, 0.0)
+
+    u_lo, u_hi = np.log(z_lo), np.log(z_hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_lo = np.where(done, 1.0, np.log(delay_lo) - log_d)
+    f_hi = f_of(u_hi, ~done)
+    kept = np.zeros(u_lo.shape, dtype=np.int8)  # +1: the upper end moved last, −1: the lower end
+    active = ~done & (u_hi - u_lo > _U_TOL) & (f_hi < -1e-12)
+    for _ in range(_MAX_STEPS):
+        if not active.any():
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            secant = u_hi - f_hi * (u_hi - u_lo) / (f_hi - f_lo)
+        inside = np.isfinite(secant) & (secant > u_lo) & (secant < u_hi)
+        u = np.where(inside, secant, 0.5 * (u_lo + u_hi))
+        f = f_of(u, active)
+        upper = active & (f <= 0)  # u meets the deadline: the new upper end
+        lower = active & ~upper
+        f_lo = np.where(upper & (kept == 1), 0.5 * f_lo, f_lo)   # Illinois: the lower end went stale
+        f_hi = np.where(lower & (kept == -1), 0.5 * f_hi, f_hi)  # the upper end went stale
+        u_hi, f_hi = np.where(upper, u, u_hi), np.where(upper, f, f_hi)
+        u_lo, f_lo = np.where(lower, u, u_lo), np.where(lower, f, f_lo)
+        kept = np.where(upper, 1, np.where(lower, -1, kept)).astype(np.int8)
+        active &= (u_hi - u_lo > _U_TOL) & ~(upper & (f > -1e-12))
+    return np.exp(u_hi)
 
 
 def least_energy_within_deadline(deadline_s: ArrayLike, **slot: Any) -> DeadlineSolution:
