@@ -506,6 +506,33 @@ def _float(cell: str | None) -> float:
     return math.nan if cell in (None, "", "None") else float(cell)
 
 
+def _point_labels(members: list[dict[str, str]], labels: list[str], x: np.ndarray,
+                  y: np.ndarray) -> list[tuple[str, float, float]]:
+    """(text, x, y) labels of a curve's points; consecutive points closer than 3 % of the curve's
+    range in both x and y share one label ("V=1e+04 … 1e+06") when a single axis is swept."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not labels or not ok.any():
+        return []
+    if len(labels) > 1:
+        return [(", ".join(f"{_axis_label(a)}={_cell(r[a])}" for a in labels), xi, yi)
+                for r, xi, yi, k in zip(members, x, y, ok) if k]
+    axis = labels[0]
+    span_x = max(float(np.ptp(x[ok])), 1e-300)
+    span_y = max(float(np.ptp(y[ok])), 1e-300)
+    groups: list[list[int]] = []
+    for i in np.flatnonzero(ok):
+        first = groups[-1][0] if groups else None
+        if first is not None and abs(x[i] - x[first]) < 0.03 * span_x and abs(y[i] - y[first]) < 0.03 * span_y:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = []
+    for g in groups:
+        values = _cell(members[g[0]][axis]) + ("" if len(g) == 1 else f" … {_cell(members[g[-1]][axis])}")
+        out.append((f"{_axis_label(axis)}={values}", x[g[0]], y[g[0]]))
+    return out
+
+
 def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
     """The trade-off across a sweep, from ``sweep_summary.csv`` alone, with 95 % error bars.
 
@@ -553,30 +580,45 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
     fig, panels = plt.subplots(n_rows, 2, figsize=(12, 4.6 * n_rows), squeeze=False,
                                gridspec_kw={"wspace": 0.28, "hspace": 0.35})
     window = "settled window" if settled else "whole run"
+    colour_by = labels[0] if (len(curves) == 1 and len(labels) == 1 and all(_is_number(r[labels[0]]) for r in rows)
+                              and len(rows) > 2) else None
+    if colour_by is not None:
+        values = np.array([float(r[colour_by]) for r in rows])
+        log = bool(np.all(values > 0) and values.max() / values.min() >= 100)
+        norm = (matplotlib.colors.LogNorm if log else matplotlib.colors.Normalize)(values.min(), values.max())
+        cmap = plt.get_cmap("viridis")
     for (x_name, x_scale, x_label), ax in zip(((d_col, 1e3, "mean delay (ms)"), (a_col, 1.0, "accuracy")),
                                               panels[0]):
         for name, members in curves.items():
             members = sorted(members, key=order)
             x, xerr = col(members, x_name, x_scale)
             y, yerr = col(members, e_col, 1.0 / scale)
+            if colour_by is not None:
+                # one curve over one numeric axis: colour the points by its value (a colour bar says
+                # which), since the labels of nearly coinciding points would overlap
+                ax.plot(x, y, color="0.6", lw=1, zorder=1)
+                values = np.array([float(r[colour_by]) for r in members])
+                for xi, yi, dx, dy, vi in zip(x, y, xerr, yerr, values):
+                    ax.errorbar([xi], [yi], xerr=[np.nan_to_num(dx)], yerr=[np.nan_to_num(dy)], marker="o", ms=5,
+                                capsize=2, elinewidth=0.8, color=cmap(norm(vi)), zorder=2)
+                ax.errorbar([], [], xerr=[], yerr=[], marker="o", ms=5, color="0.3", label="mean ± 95 % CI")
+                bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
+                bar.set_label(_axis_label(colour_by))
+                continue
             ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), marker="o", ms=4, capsize=2,
                         lw=1.2, elinewidth=0.7, label=f"{name} (mean ± 95 % CI)" if kind_col else "mean ± 95 % CI")
-        for target, limit, what in (("delay_target_s", "settled.delay_limit_s", "delay"),
-                                    ("accuracy_target", "settled.accuracy_limit", "accuracy")):
-            if (x_name == d_col) != (what == "delay"):
-                continue
-            t, _ = col(rows, target, x_scale)
-            lim, _ = col(rows, limit, x_scale)
-            if np.isfinite(t).any():
-                ax.axvline(np.nanmean(t), color="k", ls=":", lw=1, label="target")
-            if np.isfinite(lim).any():
-                ax.axvline(np.nanmean(lim), color="r", ls=":", lw=1, label="limit (target ± tolerance)")
-            for i, (r, xi, yi) in enumerate(zip(members, x, y)):
-                text = ", ".join(f"{_axis_label(a)}={_cell(r[a])}" for a in labels)
-                if text and math.isfinite(xi) and math.isfinite(yi):
-                    # alternate above and below, so that labels of close points do not overlap
-                    ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -10),
-                                fontsize=7)
+            for i, (text, xi, yi) in enumerate(_point_labels(members, labels, x, y)):
+                # alternate above and below, so that labels of close points do not overlap
+                ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -10),
+                            fontsize=7)
+        target, limit = (("delay_target_s", "settled.delay_limit_s") if x_name == d_col
+                         else ("accuracy_target", "settled.accuracy_limit"))
+        t, _ = col(rows, target, x_scale)
+        lim, _ = col(rows, limit, x_scale)
+        if np.isfinite(t).any():
+            ax.axvline(np.nanmean(t), color="k", ls=":", lw=1, label="target")
+        if np.isfinite(lim).any():
+            ax.axvline(np.nanmean(lim), color="r", ls=":", lw=1, label="limit (target ± tolerance)")
         ax.set(xlabel=f"{x_label}, {window}", ylabel=f"energy per task ({unit})",
                title=f"Energy against {x_label.split(' (')[0]}")
         ax.grid(alpha=0.3)
