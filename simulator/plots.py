@@ -661,12 +661,14 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
 
 
 def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
-    """The trade-off driver's figure, from ``tradeoff.csv`` alone (six panels; V on log axes; PNG and PDF).
+    """The trade-off driver's figure, from ``tradeoff.csv`` alone (eight panels; PNG and PDF).
 
-    Top: energy per task against V with the offline bound; its excess over the bound; the mean
-    virtual queues with a ∝ V guide. Bottom: the baselines' energy next to the controller's
-    (hatched when a run misses the targets); the realized mean delay and accuracy against their
-    targets and tolerances. Every controller point is labelled with its V.
+    First row, against V (log): energy per task with the offline bound; its excess over the
+    bound; the mean virtual queues with a ∝ V guide. Second row: the baselines' energy next to
+    the controller's (hatched when a run misses the targets); the realized mean delay and
+    accuracy against V with their targets and tolerances. Third row: the energy–delay and
+    energy–accuracy planes, the controller's curve (its ends labelled with V) and every baseline
+    as a point (hollow when it misses a target).
     """
     rows = read_csv(csv_path)
     delay_tol = _float(rows[0].get("delay_tolerance", "")) if rows else math.nan
@@ -689,7 +691,10 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
 
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9), constrained_layout=True)
+    fig = plt.figure(figsize=(16, 13.5), constrained_layout=True)
+    grid = fig.add_gridspec(3, 6)
+    axes = np.array([[fig.add_subplot(grid[r, 2 * c:2 * c + 2]) for c in range(3)] for r in range(2)])
+    planes = [fig.add_subplot(grid[2, 0:3]), fig.add_subplot(grid[2, 3:6])]
     energy = col(dyn, "energy_per_task_j") * 1e6
     bound = col(dyn, "energy_lower_bound_j") * 1e6
     ax = axes[0, 0]
@@ -766,6 +771,32 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
         ax.axhline(target + margin, color="C1", ls=":", lw=0.8, label="target + margin (what Ĝ aims at)")
     ax.axhline(target - acc_tol, color="r", ls=":", lw=0.8, label=f"target − {acc_tol:g}")
     finish(ax, "Accuracy (settled window)", "accuracy")
+    # the trade-off planes: the controller's curve over V, each baseline a point (log energy axis)
+    markers = {"static": "s", "max-accuracy": "^", "min-energy": "v", "greedy": "D"}
+    for ax, key, scale, label, target_key, limit in (
+            (planes[0], "mean_delay_s", 1e3, "mean delay (ms)", "delay_target_s", lambda t: t * (1 + delay_tol)),
+            (planes[1], "accuracy", 1.0, "accuracy (test split)", "accuracy_target", lambda t: t - acc_tol)):
+        x = col(dyn, key) * scale
+        ax.plot(x, energy, "o-", color="C0", label=f"Lyapunov, V = {v.min():.3g} … {v.max():.3g}" if len(v) else None)
+        ends = [i for i in (int(np.argmin(v)), int(np.argmax(v))) if len(v)] if len(v) else []
+        for i, dy in zip(dict.fromkeys(ends), (8, -12)):  # the curve's ends (its middle points crowd)
+            if np.isfinite(x[i]) and np.isfinite(energy[i]):
+                ax.annotate(f"V={v[i]:.3g}", (x[i], energy[i]), textcoords="offset points", xytext=(8, dy),
+                            fontsize=8, color="C0")
+        for r in base:
+            xb, yb = _float(r.get(key)) * scale, _float(r["energy_per_task_j"]) * 1e6
+            met_b = r["constraints_met"] == "True"
+            ax.plot([xb], [yb], markers.get(r["kind"], "o"), ms=8, color="grey" if met_b else "white",
+                    markeredgecolor="k", label=f"{r['kind']}{'' if met_b else ' (misses a target)'}")
+        target = _float(rows[0].get(target_key)) * scale if rows else math.nan
+        if np.isfinite(target):
+            ax.axvline(target, color="k", ls=":", lw=1, label="target")
+            ax.axvline(limit(target / scale) * scale, color="r", ls=":", lw=0.8, label="limit (target ± tolerance)")
+        ax.set_yscale("log")
+        ax.set(xlabel=f"{label}, settled window", ylabel="energy per task (µJ)",
+               title=f"Energy against {label.split(' (')[0]}: the controller and the baselines")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     return save_figure(fig, png_path)
 
 
