@@ -74,6 +74,7 @@ L_fast (reached once every variable is clipped at its top). Hence:
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -82,12 +83,7 @@ from numpy.typing import ArrayLike
 
 from simulator.channel.link import max_rate_bps, power_for_rate_w
 from simulator.control.closed_form import optimal_cpu_frequency, optimal_rate
-from simulator.control.lyapunov import (
-    SlotDecision,
-    _per_device,
-    _per_option,
-    slot_energy_delay,
-)
+from simulator.control.lyapunov import SlotDecision, slot_energy_delay, slot_inputs
 from simulator.errors import ScenarioError
 
 __all__ = [
@@ -109,7 +105,8 @@ __all__ = [
 _LN2 = float(np.log(2.0))
 # Arguments of solve_slot that only steer its coupling search; baselines accept and ignore them.
 _SOLVER_ONLY = ("max_coupling_rounds", "polish_rounds", "coupling_rtol", "server_price_hint")
-# Bisection on ln z: the bracket spans 1e-40 (92 in ln z); 56 halvings leave 1.3e-15.
+_SLOT_ARGS = tuple(inspect.signature(slot_inputs).parameters)[1:]  # what slot_inputs takes (after n)
+# The root search's bracket never starts below z_top · 1e-40 (module docstring).
 _Z_SPAN = 1e-40
 _MAX_STEPS = 224  # a cap on the root search (bisection alone would need 56 steps of the bracket)
 _U_TOL = 1e-12  # bracket width in ln z at which the search stops (z to a relative 1e-12)
@@ -143,79 +140,33 @@ class _Slot:
     include_server_energy: bool
 
 
-def _prepare(
-    *,
-    gain: ArrayLike,
-    noise_psd_w_hz: ArrayLike,
-    bandwidth_hz: ArrayLike,
-    max_power_w: ArrayLike,
-    payload_bits: ArrayLike,
-    tx_cycles: ArrayLike,
-    rx_cycles: ArrayLike,
-    accuracy: ArrayLike,
-    kappa_device: ArrayLike,
-    f_min_hz: ArrayLike,
-    f_max_hz: ArrayLike,
-    kappa_server: ArrayLike,
-    server_freq_hz: ArrayLike,
-    server_index: ArrayLike | None = None,
-    server_freq_min_hz: float = 0.0,
-    r_min_bps: ArrayLike = 1.0,
-    snr_gap: float = 1.0,
-    include_server_energy: bool = True,
-    option_mask: ArrayLike | None = None,
-    **solver_only: Any,
-) -> _Slot:
-    unknown = set(solver_only) - set(_SOLVER_ONLY)
+def _prepare(*, accuracy: ArrayLike, option_mask: ArrayLike | None = None, include_server_energy: bool = True,
+             **slot: Any) -> _Slot:
+    """The baselines' view of a slot: :func:`~simulator.control.lyapunov.slot_inputs`, broadcast per option."""
+    unknown = set(slot) - set(_SLOT_ARGS) - set(_SOLVER_ONLY)
     if unknown:
         raise TypeError(f"unexpected slot arguments: {', '.join(sorted(unknown))}")
-    g = np.asarray(gain, dtype=float).reshape(-1)
-    n = g.shape[0]
-    n0 = _per_device(noise_psd_w_hz, n, "noise_psd_w_hz")
-    bw = _per_device(bandwidth_hz, n, "bandwidth_hz")
-    p_max = _per_device(max_power_w, n, "max_power_w")
-    r_min = _per_device(r_min_bps, n, "r_min_bps")
-    kappa = _per_device(kappa_device, n, "kappa_device")
-    f_lo = _per_device(f_min_hz, n, "f_min_hz")
-    f_hi = _per_device(f_max_hz, n, "f_max_hz")
-    tables = [
-        _per_option(a, n, name)
-        for a, name in ((payload_bits, "payload_bits"), (tx_cycles, "tx_cycles"),
-                        (rx_cycles, "rx_cycles"), (accuracy, "accuracy"))
-    ]
-    m = max(t.shape[-1] for t in tables)
-    if any(t.shape[-1] not in (1, m) for t in tables):
-        raise ValueError("option tables differ in their number of options")
-    n_bits, w_tx, w_rx, acc = (np.broadcast_to(t, (n, m)) for t in tables)
-    if not snr_gap >= 1.0:
-        raise ValueError(f"snr_gap must be >= 1, got {snr_gap}")
-    if np.any(n_bits <= 0) or np.any(w_tx < 0) or np.any(w_rx < 0):
-        raise ValueError("payload_bits must be > 0 and cycle counts >= 0")
-    cap = np.atleast_1d(np.asarray(server_freq_hz, dtype=float))
-    if np.any(f_lo <= 0) or np.any(f_hi < f_lo) or np.any(r_min <= 0) or np.any(cap <= 0):
-        raise ValueError("need 0 < f_min_hz <= f_max_hz, r_min_bps > 0, server_freq_hz > 0")
-    n_servers = cap.shape[0]
-    idx = np.zeros(n, np.intp) if server_index is None else np.asarray(server_index, np.intp)
-    k_srv = np.broadcast_to(np.asarray(kappa_server, dtype=float), (n_servers,))[idx]
-    counts = np.bincount(idx, minlength=n_servers)
-    x_cap = cap[idx] / counts[idx]
-    x_min = float(server_freq_min_hz)
-    if np.any(x_cap < x_min):
+    si = slot_inputs(np.asarray(slot["gain"]).size, accuracy=accuracy,
+                     **{k: v for k, v in slot.items() if k in _SLOT_ARGS})
+    n, m = si.n, si.m
+    n_bits, w_tx, w_rx, acc = (np.broadcast_to(t, (n, m)) for t in (si.n_bits, si.w_tx, si.w_rx, si.acc))
+    counts = np.bincount(si.idx, minlength=si.n_servers)
+    x_cap = si.cap[si.idx] / counts[si.idx]
+    if np.any(x_cap < si.x_min):
         raise ScenarioError(
             "server_freq_min_hz times the number of devices exceeds the server capacity",
             path="server_freq_min_hz",
         )
-    g = g / float(snr_gap)
-    r_max = max_rate_bps(p_max, g, n0, bw)
-    linked = np.isfinite(r_max) & (r_max > 0) & (r_max >= r_min)
+    r_max = max_rate_bps(si.p_max, si.gain, si.n0, si.bw)
+    linked = np.isfinite(r_max) & (r_max > 0) & (r_max >= si.r_min)
     allowed = np.ones((n, m), bool)
     if option_mask is not None:
         allowed = np.broadcast_to(np.asarray(option_mask, dtype=bool), (n, m))
     return _Slot(
-        n=n, m=m, gain=np.where(linked, g, 1.0), n0=n0, bw=bw, r_min=r_min,
-        r_max=np.where(linked, r_max, 0.0), linked=linked, kappa=kappa, f_lo=f_lo, f_hi=f_hi,
+        n=n, m=m, gain=np.where(linked, si.gain, 1.0), n0=si.n0, bw=si.bw, r_min=si.r_min,
+        r_max=np.where(linked, r_max, 0.0), linked=linked, kappa=si.kappa, f_lo=si.f_lo, f_hi=si.f_hi,
         n_bits=n_bits, w_tx=w_tx, w_rx=w_rx, acc=acc, allowed=allowed & linked[:, None],
-        k_srv=k_srv, x_min=x_min, x_cap=x_cap, cap_dev=cap[idx], n_servers=n_servers,
+        k_srv=si.k_srv, x_min=si.x_min, x_cap=x_cap, cap_dev=si.cap[si.idx], n_servers=si.n_servers,
         include_server_energy=bool(include_server_energy),
     )
 

@@ -37,6 +37,8 @@ __all__ = [
     "VirtualQueues",
     "SlotDecision",
     "solve_slot",
+    "SlotInputs",
+    "slot_inputs",
     "slot_energy_delay",
     "LyapunovController",
 ]
@@ -273,6 +275,80 @@ def _per_option(value: ArrayLike, n: int, name: str) -> np.ndarray:
     if a.ndim not in (1, 2) or (a.ndim == 2 and a.shape[0] != n):
         raise ValueError(f"{name}: expected shape (n_options,) or ({n}, n_options), got {a.shape}")
     return a
+
+
+@dataclass(frozen=True)
+class SlotInputs:
+    """The per-slot arguments shared by :func:`solve_slot` and the baselines, validated.
+
+    Per device (n,): ``gain`` (g / Γ: the SNR gap folded into the gain, since
+    ``p = Γ (2^{R/B} − 1) N0 B / g``), ``n0``, ``bw``, ``p_max``, ``r_min``, ``kappa``, ``f_lo``,
+    ``f_hi``, ``idx`` (server of each device) and ``k_srv`` (its server's κ_s). Per option, shape
+    (m,) or (n, m) as given: ``n_bits``, ``w_tx``, ``w_rx``, ``acc``. Per server: ``cap``
+    (F_j). ``x_min`` is the server-clock floor.
+    """
+
+    n: int
+    m: int
+    gain: np.ndarray
+    n0: np.ndarray
+    bw: np.ndarray
+    p_max: np.ndarray
+    r_min: np.ndarray
+    kappa: np.ndarray
+    f_lo: np.ndarray
+    f_hi: np.ndarray
+    n_bits: np.ndarray
+    w_tx: np.ndarray
+    w_rx: np.ndarray
+    acc: np.ndarray
+    cap: np.ndarray
+    idx: np.ndarray
+    k_srv: np.ndarray
+    x_min: float
+
+    @property
+    def n_servers(self) -> int:
+        return self.cap.shape[0]
+
+
+def slot_inputs(n: int, *, gain: ArrayLike, noise_psd_w_hz: ArrayLike, bandwidth_hz: ArrayLike,
+                max_power_w: ArrayLike, payload_bits: ArrayLike, tx_cycles: ArrayLike, rx_cycles: ArrayLike,
+                accuracy: ArrayLike, kappa_device: ArrayLike, f_min_hz: ArrayLike, f_max_hz: ArrayLike,
+                kappa_server: ArrayLike, server_freq_hz: ArrayLike, server_index: ArrayLike | None = None,
+                server_freq_min_hz: float = 0.0, r_min_bps: ArrayLike = 1.0,
+                snr_gap: float = 1.0) -> SlotInputs:
+    """Broadcast and check the slot arguments of ``n`` devices (see :func:`solve_slot` for each).
+
+    Raises
+    ------
+    ValueError
+        On a shape that does not broadcast, option tables of different lengths, or values out
+        of range (Γ < 1, N ≤ 0, negative cycles, f_min ≤ 0, f_max < f_min, R_min ≤ 0, F ≤ 0).
+    """
+    tables = {name: _per_option(a, n, name) for name, a in (
+        ("payload_bits", payload_bits), ("tx_cycles", tx_cycles), ("rx_cycles", rx_cycles), ("accuracy", accuracy))}
+    m = max(a.shape[-1] for a in tables.values())
+    for name, a in tables.items():
+        if a.shape[-1] not in (1, m):
+            raise ValueError(f"{name}: {a.shape[-1]} options, others have {m}")
+    n_bits, w_tx, w_rx, acc = tables.values()
+    cap = np.atleast_1d(np.asarray(server_freq_hz, dtype=float))
+    idx = np.zeros(n, np.intp) if server_index is None else np.asarray(server_index, np.intp)
+    k_srv = np.broadcast_to(np.asarray(kappa_server, dtype=float), cap.shape)[idx]
+    r_min = _per_device(r_min_bps, n, "r_min_bps")
+    f_lo, f_hi = _per_device(f_min_hz, n, "f_min_hz"), _per_device(f_max_hz, n, "f_max_hz")
+    if not snr_gap >= 1.0:
+        raise ValueError(f"snr_gap must be >= 1, got {snr_gap}")
+    if np.any(n_bits <= 0) or np.any(w_tx < 0) or np.any(w_rx < 0):
+        raise ValueError("payload_bits must be > 0 and cycle counts >= 0")
+    if np.any(f_lo <= 0) or np.any(f_hi < f_lo) or np.any(r_min <= 0) or np.any(cap <= 0):
+        raise ValueError("need 0 < f_min_hz <= f_max_hz, r_min_bps > 0, server_freq_hz > 0")
+    return SlotInputs(
+        n=n, m=m, gain=_per_device(gain, n, "gain") / float(snr_gap), n0=_per_device(noise_psd_w_hz, n, "noise_psd_w_hz"),
+        bw=_per_device(bandwidth_hz, n, "bandwidth_hz"), p_max=_per_device(max_power_w, n, "max_power_w"),
+        r_min=r_min, kappa=_per_device(kappa_device, n, "kappa_device"), f_lo=f_lo, f_hi=f_hi, n_bits=n_bits,
+        w_tx=w_tx, w_rx=w_rx, acc=acc, cap=cap, idx=idx, k_srv=k_srv, x_min=float(server_freq_min_hz))
 
 
 class _Coupling:
@@ -569,39 +645,19 @@ def solve_slot(
     z = np.asarray(delay_queue, dtype=float).reshape(-1)
     n = z.shape[0]
     y = _per_device(accuracy_queue, n, "accuracy_queue")
-    g = _per_device(gain, n, "gain")
-    n0 = _per_device(noise_psd_w_hz, n, "noise_psd_w_hz")
-    bw = _per_device(bandwidth_hz, n, "bandwidth_hz")
-    p_max = _per_device(max_power_w, n, "max_power_w")
-    r_min = _per_device(r_min_bps, n, "r_min_bps")
-    kappa = _per_device(kappa_device, n, "kappa_device")
-    f_lo = _per_device(f_min_hz, n, "f_min_hz")
-    f_hi = _per_device(f_max_hz, n, "f_max_hz")
-    n_bits = _per_option(payload_bits, n, "payload_bits")
-    w_tx = _per_option(tx_cycles, n, "tx_cycles")
-    w_rx = _per_option(rx_cycles, n, "rx_cycles")
-    acc = _per_option(accuracy, n, "accuracy")
-    m = max(a.shape[-1] for a in (n_bits, w_tx, w_rx, acc))
-    for name, a in (("payload_bits", n_bits), ("tx_cycles", w_tx), ("rx_cycles", w_rx),
-                    ("accuracy", acc)):
-        if a.shape[-1] not in (1, m):
-            raise ValueError(f"{name}: {a.shape[-1]} options, others have {m}")
-    cap = np.atleast_1d(np.asarray(server_freq_hz, dtype=float))
-    n_servers = cap.shape[0]
-    idx = np.zeros(n, np.intp) if server_index is None else np.asarray(server_index, np.intp)
-    k_srv = np.broadcast_to(np.asarray(kappa_server, dtype=float), (n_servers,))[idx]
-    x_min = float(server_freq_min_hz)
-    if not snr_gap >= 1.0:
-        raise ValueError(f"snr_gap must be >= 1, got {snr_gap}")
+    si = slot_inputs(n, gain=gain, noise_psd_w_hz=noise_psd_w_hz, bandwidth_hz=bandwidth_hz, max_power_w=max_power_w,
+                     payload_bits=payload_bits, tx_cycles=tx_cycles, rx_cycles=rx_cycles, accuracy=accuracy,
+                     kappa_device=kappa_device, f_min_hz=f_min_hz, f_max_hz=f_max_hz, kappa_server=kappa_server,
+                     server_freq_hz=server_freq_hz, server_index=server_index,
+                     server_freq_min_hz=server_freq_min_hz, r_min_bps=r_min_bps, snr_gap=snr_gap)
     if v < 0 or np.any(z < 0) or np.any(y < 0):
         raise ValueError("v and the queues must be non-negative")
-    if np.any(n_bits <= 0) or np.any(w_tx < 0) or np.any(w_rx < 0):
-        raise ValueError("payload_bits must be > 0 and cycle counts >= 0")
-    if np.any(f_lo <= 0) or np.any(f_hi < f_lo) or np.any(r_min <= 0) or np.any(cap <= 0):
-        raise ValueError("need 0 < f_min_hz <= f_max_hz, r_min_bps > 0, server_freq_hz > 0")
+    g, n0, bw, p_max, r_min, kappa, f_lo, f_hi = (si.gain, si.n0, si.bw, si.p_max, si.r_min, si.kappa, si.f_lo,
+                                                  si.f_hi)
+    n_bits, w_tx, w_rx, acc, m = si.n_bits, si.w_tx, si.w_rx, si.acc, si.m
+    cap, n_servers, idx, k_srv, x_min = si.cap, si.n_servers, si.idx, si.k_srv, si.x_min
 
-    # 1. option-independent closed forms per device
-    g = g / float(snr_gap)  # p = Γ (2^{R/B} − 1) N0 B / g: the gap scales the gain down
+    # 1. option-independent closed forms per device (g is g / Γ: the gap scales the gain down)
     r_max = max_rate_bps(p_max, g, n0, bw)
     feasible = np.isfinite(r_max) & (r_max > 0) & (r_max >= r_min)
     g_ok = np.where(feasible, g, 1.0)  # keeps 1/g finite for devices that get no rate
