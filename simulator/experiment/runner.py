@@ -30,7 +30,8 @@ energy times the slots; otherwise compare per task.
 
 Settled window (``settled`` in ``summary.json``, every controller): realized statistics of the
 tasks that *arrived* at or after slot ``controller.settle_slots`` (0 when the controller has no
-such setting), read back from ``tasks.csv`` — ``tasks``, ``delivered``, ``dropped``,
+such setting), tallied by the world as it records each task (:class:`~simulator.network.metrics.WindowTally`;
+:func:`settled_metrics` re-reads another window from ``tasks.csv``) — ``tasks``, ``delivered``, ``dropped``,
 ``mean_delay_s`` and ``accuracy`` of the delivered ones, ``energy_per_task_j`` (device transmit
 + device compute energy of those tasks, + server decoding unless the controller's
 ``include_server_energy`` is false, divided by the tasks) and ``from_s``. These are the figures
@@ -55,6 +56,7 @@ from simulator.config import Scenario, scenario_to_dict
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.stitch import publish_dir
 from simulator.latent.zoo import Zoo
+from simulator.network.metrics import WindowTally
 from simulator.network.world import RunCounts, World
 from simulator.results import write_json, write_yaml
 
@@ -115,9 +117,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         check_conservation(counts)
         summary["wall_s"] = wall
         summary.update(controller_entries(world, log))
-        summary["settled"] = judge(settled_metrics(staging / "tasks.csv", settle_start_s(scenario),
-                                                   getattr(scenario.controller, "include_server_energy", True)),
-                                   scenario)
+        summary["settled"] = judge(summary["settled"], scenario)
         write_json(staging / "summary.json", summary)
         if scenario.outputs.plots:
             plots.draw_run_plots(staging, log)
@@ -128,32 +128,20 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
     return summary
 
 
-def settle_start_s(scenario: Scenario) -> float:
-    """Start (s) of the settled window: ``controller.settle_slots`` slots, 0 without that setting."""
-    return getattr(scenario.controller, "settle_slots", 0) * scenario.simulation.slot_s
-
-
 def settled_metrics(tasks_csv: Path, start_s: float, include_server_energy: bool = True) -> dict:
-    """Realized statistics of the tasks that arrived at or after ``start_s`` (module docstring, ``settled``)."""
-    delay_sum, correct, delivered, tasks, dropped, energy = 0.0, 0, 0, 0, 0, 0.0
+    """The ``settled`` figures (module docstring) of another window, read back from ``tasks.csv``.
+
+    The world tallies the run's own window as it records tasks; this re-reads a finished run
+    to judge it on a different window or energy accounting (the trade-off driver's ``static``).
+    """
+    window = WindowTally(start_s, include_server_energy)
     with open(tasks_csv, newline="") as fh:
         for row in csv.DictReader(fh):
-            if float(row["arrival_s"]) < start_s:
-                continue
-            tasks += 1
-            energy += float(row["energy_tx_j"]) + float(row["energy_cpu_j"])
-            if include_server_energy:
-                energy += float(row["energy_server_j"])
-            if row["status"] == "delivered":
-                delivered += 1
-                delay_sum += float(row["delay_s"])
-                correct += row["correct"] == "1"
-            elif row["status"] == "dropped":
-                dropped += 1
-    return {"from_s": start_s, "tasks": tasks, "delivered": delivered, "dropped": dropped,
-            "mean_delay_s": delay_sum / delivered if delivered else None,
-            "accuracy": correct / delivered if delivered else None,
-            "energy_per_task_j": energy / tasks if tasks else None}
+            delivered = row["status"] == "delivered"
+            window.add(float(row["arrival_s"]), row["status"], float(row["delay_s"]) if delivered else None,
+                       row["correct"] == "1", float(row["energy_tx_j"]), float(row["energy_cpu_j"]),
+                       float(row["energy_server_j"]))
+    return window.as_dict()
 
 
 def judge(window: dict, scenario: Scenario) -> dict:
@@ -184,5 +172,5 @@ def controller_entries(world: World, log: Callable[[str], None] = lambda _m: Non
     return out
 
 
-__all__ = ["run_scenario", "controller_entries", "settled_metrics", "settle_start_s", "judge", "check_conservation", "comparable_summary", "ConservationError",
+__all__ = ["run_scenario", "controller_entries", "settled_metrics", "judge", "check_conservation", "comparable_summary", "ConservationError",
            "NONDETERMINISTIC_KEYS"]

@@ -128,6 +128,45 @@ class SlotTally:
 
 
 @dataclass
+class WindowTally:
+    """Tasks that arrived at or after ``from_s``: counts, delay, correctness and their energy.
+
+    Fed task by task (the world, as it records tasks; or rows read back from ``tasks.csv``);
+    ``as_dict`` gives ``from_s``, ``tasks``, ``delivered``, ``dropped``, ``mean_delay_s`` and
+    ``accuracy`` of the delivered ones, and ``energy_per_task_j`` (device transmit + compute,
+    + server decoding when ``include_server_energy``, over the tasks).
+    """
+
+    from_s: float = 0.0
+    include_server_energy: bool = True
+    tasks: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    correct: int = 0
+    delay_sum_s: float = 0.0
+    energy_j: float = 0.0
+
+    def add(self, arrival_s: float, status: str, delay_s: float | None, correct: bool | None,
+            e_tx: float, e_cpu: float, e_srv: float) -> None:
+        if arrival_s < self.from_s:
+            return
+        self.tasks += 1
+        self.energy_j += e_tx + e_cpu + (e_srv if self.include_server_energy else 0.0)
+        if status == "delivered":
+            self.delivered += 1
+            self.delay_sum_s += delay_s
+            self.correct += bool(correct)
+        elif status == "dropped":
+            self.dropped += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.delivered
+        return {"from_s": self.from_s, "tasks": self.tasks, "delivered": d, "dropped": self.dropped,
+                "mean_delay_s": self.delay_sum_s / d if d else None, "accuracy": self.correct / d if d else None,
+                "energy_per_task_j": self.energy_j / self.tasks if self.tasks else None}
+
+
+@dataclass
 class TaskTally:
     """Running per-agent task statistics (delivered, dropped by reason, correct, delay sum)."""
 
@@ -150,4 +189,4 @@ class TaskTally:
                 "bits_sent": self.bits_sent}
 
 
-__all__ = ["SLOT_COLUMNS", "TASK_COLUMNS", "VIRTUAL_QUEUE_COLUMNS", "CsvStream", "LogHistogram", "SlotTally", "TaskTally"]
+__all__ = ["SLOT_COLUMNS", "TASK_COLUMNS", "VIRTUAL_QUEUE_COLUMNS", "CsvStream", "LogHistogram", "SlotTally", "TaskTally", "WindowTally"]

@@ -48,7 +48,7 @@ from simulator.network.energy import EnergyLedger, cycles, head_flops, idle_ener
 from simulator.network.faults import FaultSchedule
 from simulator.network.links import LinkTable
 from simulator.network.metrics import (SLOT_COLUMNS, TASK_COLUMNS, VIRTUAL_QUEUE_COLUMNS, CsvStream, LogHistogram,
-                                       TaskTally)
+                                       TaskTally, WindowTally)
 from simulator.network.semantic import OutcomeResolver
 from simulator.network.traffic import ArrivalStream
 from simulator.rng import SeedTree
@@ -194,6 +194,10 @@ class World:
         self._next_task_id = 0
         self._delivered: list[Task] = []
         self.tx_tally = [TaskTally() for _ in txs]
+        # the settled window (after the controller's settle_slots) that trade-off curves compare
+        ctl = scenario.controller
+        self.window = WindowTally(getattr(ctl, "settle_slots", 0) * self.slot_s,
+                                  getattr(ctl, "include_server_energy", True))
         self.tx_energy = [EnergyLedger() for _ in txs]
         self.delays = LogHistogram()
         self._slots_csv: CsvStream | None = None
@@ -397,6 +401,7 @@ class World:
         elif task.status == "dropped":
             tally.dropped[task.reason] = tally.dropped.get(task.reason, 0) + 1
         tally.bits_sent += task.bits_sent
+        self.window.add(task.arrival_s, task.status, delay, task.correct, task.e_tx, task.e_cpu, task.e_srv)
         snr_db = 10.0 * math.log10(task.snr) if task.snr > 0 else None
         self._tasks_csv.writerow((
             task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, self.resolver.label(task.sample),
@@ -497,7 +502,7 @@ class World:
                           else mean_delay <= sim.delay_target_s),
             "accuracy_met": (None if sim.accuracy_target is None or accuracy is None
                              else accuracy >= sim.accuracy_target),
-            "per_agent": per_agent,
+            "per_agent": per_agent, "settled": self.window.as_dict(),
             "counts": RunCounts(arrived, delivered, dropped, n_pending),
         }
 
