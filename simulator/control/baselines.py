@@ -83,7 +83,7 @@ from numpy.typing import ArrayLike
 
 from simulator.channel.link import max_rate_bps, power_for_rate_w
 from simulator.control.closed_form import optimal_cpu_frequency, optimal_rate
-from simulator.control.lyapunov import SlotDecision, slot_energy_delay, slot_inputs
+from simulator.control.lyapunov import SlotDecision, SlotInputs, slot_energy_delay, slot_inputs
 from simulator.errors import ScenarioError
 
 __all__ = [
@@ -113,31 +113,21 @@ _U_TOL = 1e-12  # bracket width in ln z at which the search stops (z to a relati
 
 
 @dataclass(frozen=True)
-class _Slot:
-    """Validated per-slot inputs; per device (n,), per option (n, m) after broadcasting."""
+class _Slot(SlotInputs):
+    """:class:`~simulator.control.lyapunov.SlotInputs` as the baselines use them.
 
-    n: int
-    m: int
-    gain: np.ndarray  # g / Γ: the SNR gap folded into the gain, as in solve_slot
-    n0: np.ndarray
-    bw: np.ndarray
-    r_min: np.ndarray
-    r_max: np.ndarray
-    linked: np.ndarray  # a rate in [R_min, R_max] exists
-    kappa: np.ndarray
-    f_lo: np.ndarray
-    f_hi: np.ndarray
-    n_bits: np.ndarray
-    w_tx: np.ndarray
-    w_rx: np.ndarray
-    acc: np.ndarray
-    allowed: np.ndarray  # (n, m) option mask
-    k_srv: np.ndarray  # (n,) κ_s of each device's server
-    x_min: float
-    x_cap: np.ndarray  # (n,) equal split F_j / n_j
-    cap_dev: np.ndarray  # (n,) F_j of each device's server
-    n_servers: int
-    include_server_energy: bool
+    The option tables broadcast to (n, m); ``gain`` 1 where no rate in [R_min, R_max] exists
+    (``linked`` false, so 1/g stays finite); and the derived ``r_max``, ``allowed`` (n, m)
+    option mask, ``x_cap`` (the equal split F_j / n_j) and ``cap_dev`` (F_j of each device's
+    server).
+    """
+
+    r_max: np.ndarray = None
+    linked: np.ndarray = None
+    allowed: np.ndarray = None
+    x_cap: np.ndarray = None
+    cap_dev: np.ndarray = None
+    include_server_energy: bool = True
 
 
 def _prepare(*, accuracy: ArrayLike, option_mask: ArrayLike | None = None, include_server_energy: bool = True,
@@ -162,13 +152,10 @@ def _prepare(*, accuracy: ArrayLike, option_mask: ArrayLike | None = None, inclu
     allowed = np.ones((n, m), bool)
     if option_mask is not None:
         allowed = np.broadcast_to(np.asarray(option_mask, dtype=bool), (n, m))
-    return _Slot(
-        n=n, m=m, gain=np.where(linked, si.gain, 1.0), n0=si.n0, bw=si.bw, r_min=si.r_min,
-        r_max=np.where(linked, r_max, 0.0), linked=linked, kappa=si.kappa, f_lo=si.f_lo, f_hi=si.f_hi,
-        n_bits=n_bits, w_tx=w_tx, w_rx=w_rx, acc=acc, allowed=allowed & linked[:, None],
-        k_srv=si.k_srv, x_min=si.x_min, x_cap=x_cap, cap_dev=si.cap[si.idx], n_servers=si.n_servers,
-        include_server_energy=bool(include_server_energy),
-    )
+    return _Slot(**{**vars(si), "gain": np.where(linked, si.gain, 1.0), "n_bits": n_bits, "w_tx": w_tx,
+                    "w_rx": w_rx, "acc": acc}, r_max=np.where(linked, r_max, 0.0), linked=linked,
+                 allowed=allowed & linked[:, None], x_cap=x_cap, cap_dev=si.cap[si.idx],
+                 include_server_energy=bool(include_server_energy))
 
 
 def _decision(s: _Slot, option: np.ndarray, rate: np.ndarray, f: np.ndarray,
