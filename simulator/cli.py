@@ -176,9 +176,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_tradeoff(args: argparse.Namespace) -> int:
-    from simulator.config import LyapunovControllerConfig
     from simulator.experiment import tradeoff
-    from simulator.latent.zoo import Zoo
     from simulator.overrides import load_scenario
 
     baselines = tradeoff.BASELINES if args.baselines is None else tuple(args.baselines)
@@ -189,13 +187,11 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     if args.pilot_slots is not None and args.pilot_slots < 1:
         raise ScenarioError("must be a positive number of slots", path="--pilot-slots")
     scenario = load_scenario(args.scenario, args.overrides)
-    if not isinstance(scenario.controller, LyapunovControllerConfig):
-        raise ScenarioError("the trade-off needs controller.kind lyapunov", path="controller.kind")
     out = args.out or default_results_dir(scenario, "-tradeoff")
     log = _log(args.quiet)
     try:
         if args.pilot_only:
-            lam, eta = tradeoff.pilot_multipliers(scenario, Zoo.build(scenario, log=log), out, log, args.pilot_slots)
+            lam, eta = tradeoff.pilot_multipliers(scenario, None, out, log, args.pilot_slots)
             log.close()
             print(f"  delay_queue_per_v: {lam:.6g}\n  accuracy_queue_per_v: {eta:.6g}")
             return 0

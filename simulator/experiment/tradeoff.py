@@ -102,6 +102,13 @@ def static_choice(scenario: Scenario, accuracy: AccuracyTable) -> dict[str, Any]
     return {"kind": "static", "encoder": enc, "anchors": k, "bits": b}
 
 
+def _lyapunov(scenario: Scenario) -> LyapunovControllerConfig:
+    """The scenario's controller section; a ScenarioError unless it is ``lyapunov``."""
+    if not isinstance(scenario.controller, LyapunovControllerConfig):
+        raise ScenarioError("the trade-off driver needs controller.kind lyapunov", path="controller.kind")
+    return scenario.controller
+
+
 def v_values(scenario: Scenario) -> tuple[float, ...]:
     """The V values the driver runs: ``controller.v_sweep``, else ``sweep.grid["controller.v"]``."""
     cfg = scenario.controller
@@ -113,13 +120,15 @@ def v_values(scenario: Scenario) -> tuple[float, ...]:
     return values
 
 
-def pilot_multipliers(scenario: Scenario, zoo: Zoo, out_dir: Path,
+def pilot_multipliers(scenario: Scenario, zoo: Zoo | None, out_dir: Path,
                       log: Callable[[str], None], slots: int | None = None) -> tuple[float, float]:
     """(λ̂, η̂): the offline bound's multipliers on a pilot run with seed + 1 (module docstring).
 
     ``slots``: the pilot's length (default 4 × ``simulation.slots``; the settled window's start
     stays where it is). Averaged over transmitters (the queues start from one number each).
     """
+    _lyapunov(scenario)
+    zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
     data = scenario_to_dict(scenario)
     data["simulation"]["slots"] = slots or 4 * scenario.simulation.slots
     data["controller"].update(initial_delay_queue=0.0, initial_accuracy_queue=0.0)
@@ -170,9 +179,7 @@ def run_tradeoff(scenario: Scenario, out_dir: Path, *, baselines: Sequence[str] 
 
     Returns the rows of ``tradeoff.csv`` (module docstring for every column).
     """
-    cfg = scenario.controller
-    if not isinstance(cfg, LyapunovControllerConfig):
-        raise ScenarioError("the trade-off driver needs controller.kind lyapunov", path="controller.kind")
+    cfg = _lyapunov(scenario)
     values = v_values(scenario)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

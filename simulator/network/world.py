@@ -212,8 +212,8 @@ class World:
         self._row = 0
         self._block = {name: np.zeros((BLOCK_SLOTS, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
         # a controller with virtual queues (lyapunov) adds their values at each decision to slots.csv
-        self._queues = getattr(self.controller, "queues", None) is not None
-        if self._queues:
+        self._has_queues = getattr(self.controller, "queues", None) is not None
+        if self._has_queues:
             for name in VIRTUAL_QUEUE_COLUMNS:
                 self._block[name] = np.zeros((BLOCK_SLOTS, n_tx))
         self._done = False
@@ -295,7 +295,7 @@ class World:
         backlog = [tx.backlog for tx in self.transmitters]
         obs = Observation(s, t, gain, r_max, np.array(backlog, dtype=np.int64),
                           np.array([rx.cpu.n_jobs for rx in self.receivers], dtype=np.int64), link_up, device_on)
-        if self._queues:  # the backlogs this slot's decision sees (the controller replaces them each update)
+        if self._has_queues:  # the backlogs this slot's decision sees (the controller replaces them each update)
             queues = self.controller.queues
             blk["vq_delay"][b], blk["vq_accuracy"][b] = queues.delay, queues.accuracy
         dec = self.controller.decide(obs)
@@ -376,7 +376,7 @@ class World:
                 v["link_up"], v["device_on"], enc_ids[v["encoder"]], v["anchors"], v["bits"], v["rate"], power,
                 outage, v["cpu_hz"], v["share"], v["backlog"], v["arrivals"], v["delivered"], v["dropped"],
                 v["e_tx"], v["e_cpu"]]
-        if self._queues:
+        if self._has_queues:
             cols += [v[name] for name in VIRTUAL_QUEUE_COLUMNS]
         self._slots_csv.writerows(zip(*(c.reshape(-1).tolist() for c in cols)))
         self._block_start += n
@@ -434,7 +434,7 @@ class World:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._log = log
-        self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS + (VIRTUAL_QUEUE_COLUMNS if self._queues else ()))
+        self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS + (VIRTUAL_QUEUE_COLUMNS if self._has_queues else ()))
         self._tasks_csv = CsvStream(folder / "tasks.csv", TASK_COLUMNS)
         try:
             # The clock starts first: a task arriving at t = 0 must find slot 0 open.

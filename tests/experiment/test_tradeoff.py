@@ -150,3 +150,14 @@ def test_bad_tradeoff_flags_are_one_line_input_errors(sweep_scenario, tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_pilot_only_refuses_a_static_scenario_before_any_work(sweep_scenario, tmp_path, capsys, monkeypatch):
+    data = sweep_scenario.model_dump(mode="json")
+    data["controller"] = {"kind": "static", "anchors": 8, "bits": 8}
+    path = tmp_path / "static.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(tradeoff.Zoo, "build", lambda *a, **k: pytest.fail("the zoo was built"))
+    assert tradeoff.main([str(path), "--out", str(tmp_path / "out"), "--quiet", "--pilot-only"]) == 2
+    assert capsys.readouterr().err.startswith("error: controller.kind")
+    assert not (tmp_path / "out").exists()
