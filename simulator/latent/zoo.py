@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,7 +13,7 @@ from torch import nn
 from simulator.config import EncoderConfig, Scenario
 from simulator.data import Dataset, Splits, load_dataset, make_splits, relcomm_home
 from simulator.latent.anchors import select_anchors
-from simulator.latent.cache import ArtifactCache, cache_key
+from simulator.latent.cache import ArtifactCache, cache_key, check_tensors, load_state, to_stderr
 from simulator.latent.encoders import CosineClassifier, build_encoder, count_flops
 from simulator.latent.heads import relative_head
 from simulator.latent.relative import RelativeProjector
@@ -22,10 +21,6 @@ from simulator.latent.training import batched_apply, fit_classifier, init_weight
 from simulator.rng import SeedTree
 
 Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -58,17 +53,19 @@ def encoder_spec(cfg: EncoderConfig, dataset: Dataset, scenario: Scenario, devic
 
 
 def train_encoder(cfg: EncoderConfig, dataset: Dataset, splits: Splits, scenario: Scenario,
-                  device: torch.device, cache: ArtifactCache, log: Log = _stderr) -> TrainedEncoder:
-    """Load the encoder from the cache or train it from its own seed, then compute all latents."""
+                  device: torch.device, cache: ArtifactCache, log: Log = to_stderr) -> TrainedEncoder:
+    """Load the encoder from the cache or train it from its own seed, then compute all latents.
+
+    A cached encoder or latents entry that does not fit this configuration is reported by the
+    cache and rebuilt like a missing one.
+    """
     key = cache_key(encoder_spec(cfg, dataset, scenario, device))
     encoder = build_encoder(cfg, dataset.image_shape)
     head = CosineClassifier(cfg.latent_dim, dataset.n_classes)
     model = nn.Sequential(encoder, head)
-    stored = cache.load("encoders", key)
+    stored = cache.load("encoders", key, f"encoder {cfg.id}", lambda p: load_state(model, p))
     trained_now = stored is None
-    if stored is not None:
-        model.load_state_dict(stored["state"])
-    else:
+    if trained_now:
         seeds = SeedTree(cfg.seed).child("encoder")
         init_weights(model, seeds.child("init").torch())
         idx = splits.train
@@ -76,12 +73,15 @@ def train_encoder(cfg: EncoderConfig, dataset: Dataset, splits: Splits, scenario
             idx = np.sort(seeds.child("subset").numpy().choice(idx, cfg.train.subset, replace=False))
         x = torch.from_numpy(dataset.x_train[idx])
         y = torch.from_numpy(dataset.y_train[idx])
+        replacing = " to replace its corrupt cache entry" if cache.path("encoders", key) in cache.corrupt else ""
         log(f"training encoder {cfg.id} ({cfg.arch}, latent {cfg.latent_dim}, seed {cfg.seed}, "
-            f"{len(idx)} samples, {cfg.train.epochs} epochs)")
+            f"{len(idx)} samples, {cfg.train.epochs} epochs){replacing}")
         fit_classifier(model, x, y, cfg.train, seeds.child("order").torch(), device)
         cache.save("encoders", key, {"state": {k: v.cpu() for k, v in model.state_dict().items()}})
     model.to(device).eval()
-    latents = cache.load("latents", key)
+    shapes = {"train": ((len(dataset.x_train), cfg.latent_dim), torch.float32),
+              "test": ((len(dataset.x_test), cfg.latent_dim), torch.float32)}
+    latents = cache.load("latents", key, f"latents of encoder {cfg.id}", lambda p: check_tensors(p, shapes))
     if latents is None:
         latents = {"train": batched_apply(encoder, torch.from_numpy(dataset.x_train), device),
                    "test": batched_apply(encoder, torch.from_numpy(dataset.x_test), device)}
@@ -101,12 +101,18 @@ class Zoo:
     encoders: dict[str, TrainedEncoder]
     device: torch.device
     cache: ArtifactCache
-    log: Log = _stderr
+    log: Log = to_stderr
     _projectors: dict = field(default_factory=dict, repr=False)
     _heads: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, scenario: Scenario, log: Log = _stderr, cache: ArtifactCache | None = None) -> "Zoo":
+    def build(cls, scenario: Scenario, log: Log = to_stderr, cache: ArtifactCache | None = None) -> "Zoo":
+        """Train or load every encoder and its latents, and draw the anchors.
+
+        ``log`` gets progress messages. A cache entry that has to be rebuilt because it is
+        corrupt or does not fit is announced by the cache's own ``notice`` (one line on stderr
+        by default), whatever ``log`` does with progress.
+        """
         device = resolve_device(scenario.device)
         dataset = load_dataset(scenario.data.dataset)
         splits = make_splits(dataset, scenario.data.validation_fraction,
@@ -114,8 +120,6 @@ class Zoo:
         cache = cache or ArtifactCache(relcomm_home() / "cache")
         encoders = {cfg.id: train_encoder(cfg, dataset, splits, scenario, device, cache, log)
                     for cfg in scenario.encoders}
-        for path in cache.corrupt:
-            log(f"warning: corrupt cache file {path} was ignored and rebuilt")
         a = scenario.anchors
         anchors = select_anchors(a.strategy, a.count, splits.train, dataset.x_train, dataset.y_train,
                                  SeedTree(a.seed).child("anchors"))
@@ -157,10 +161,8 @@ class Zoo:
         key = cache_key(spec)
         n_spaces = len(sc.relative.similarity)
         head = relative_head(k, n_spaces, sc.heads.hidden, self.dataset.n_classes)
-        stored = self.cache.load("heads", key)
-        if stored is not None:
-            head.load_state_dict(stored["state"])
-        else:
+        stored = self.cache.load("heads", key, f"head for encoder {rx_id} (K={k})", lambda p: load_state(head, p))
+        if stored is None:
             seeds = SeedTree(enc.cfg.seed).child("head", k)
             init_weights(head, seeds.child("init").torch())
             r = self.projector(rx_id, k)(self.latents(rx_id, "train"))
