@@ -30,6 +30,12 @@ class RelativeProjector:
     centred anchors, (X − μ)Âᵀ = XÂᵀ − (μÂᵀ), and ‖x − μ‖² = ‖x‖² − 2x·μ + ‖μ‖² scales the
     rows of the product in place; the subtraction is fused into the matmul (addmm).
 
+    The Euclidean path uses the same matmul, ‖x − a‖² = ‖x'‖² + ‖a'‖² − 2x'·a', on x' = x − ā and
+    a' = a − ā with ā the anchor mean (always, whatever ``center`` says: distances do not change
+    under a shift). The expansion cancels terms of size ‖x'‖² + ‖a'‖², so its float32 error is
+    about ε(‖x'‖² + ‖a'‖²) in the squared distance; about the origin instead it would be
+    ε(‖x‖² + ‖a‖²), and latents offset by 100 would sit tenths of a unit from themselves.
+
     Parameters
     ----------
     anchors : torch.Tensor
@@ -50,6 +56,9 @@ class RelativeProjector:
     mean: torch.Tensor
     unit_anchors: torch.Tensor
     mean_dot_unit: torch.Tensor
+    anchor_mean: torch.Tensor
+    shifted_anchors: torch.Tensor
+    shifted_sq_norms: torch.Tensor
 
     @classmethod
     def fit(cls, anchors: torch.Tensor, similarities: Sequence[str] = ("cosine",),
@@ -64,7 +73,10 @@ class RelativeProjector:
                                                              device=anchors.device)
         centred = anchors - mean
         unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return cls(anchors, tuple(similarities), center, mean, unit.contiguous(), mean @ unit.T)
+        anchor_mean = anchors.mean(0)
+        shifted = (anchors - anchor_mean).contiguous()
+        return cls(anchors, tuple(similarities), center, mean, unit.contiguous(), mean @ unit.T,
+                   anchor_mean, shifted, (shifted * shifted).sum(1))
 
     @property
     def n_anchors(self) -> int:
@@ -117,8 +129,9 @@ class RelativeProjector:
         if similarity == "cosine":
             return self._cosine(x)
         if similarity == "euclidean":
-            sq = (x * x).sum(1, keepdim=True) + (self.anchors * self.anchors).sum(1)
-            return torch.addmm(sq, x, self.anchors.T, alpha=-2.0).clamp_min_(0.0).sqrt_().neg_()
+            xs = x - self.anchor_mean
+            sq = (xs * xs).sum(1, keepdim=True) + self.shifted_sq_norms
+            return torch.addmm(sq, xs, self.shifted_anchors.T, alpha=-2.0).clamp_min_(0.0).sqrt_().neg_()
         p = 1.0 if similarity == "l1" else float("inf")
         return torch.cdist(x, self.anchors, p=p).neg_()
 

@@ -68,15 +68,16 @@ def projection_flops(latent_dim: int, k: int, similarities: Sequence[str], cente
     """FLOPs of one relative projection (one sample, K anchors) as :class:`RelativeProjector` runs it.
 
     Per similarity, with ``d`` the latent size: cosine ``2dK`` (matmul) ``+ 2d`` (squared norm)
-    ``+ K`` (row scaling), plus ``2d + K`` when centering; Euclidean ``2dK + 2d + 3K``;
-    L1 and L∞ ``3dK`` (difference, absolute value, reduction).
+    ``+ K`` (row scaling), plus ``2d + K`` when centering; Euclidean ``2dK + 3d + 3K`` (the
+    shift by the anchor mean ``d``, squared norm ``2d``, matmul, then add, clamp and square root
+    ``3K``); L1 and L∞ ``3dK`` (difference, absolute value, reduction).
     """
     d, total = int(latent_dim), 0
     for sim in similarities:
         if sim == "cosine":
             total += 2 * d * k + 2 * d + k + ((2 * d + k) if center else 0)
         elif sim == "euclidean":
-            total += 2 * d * k + 2 * d + 3 * k
+            total += 2 * d * k + 3 * d + 3 * k
         else:
             total += 3 * d * k
     return total

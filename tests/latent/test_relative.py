@@ -1,5 +1,6 @@
 """Invariance properties each similarity promises, and agreement with the naive formulas."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,6 +66,25 @@ def test_l1_linf_invariant_to_translation_and_signed_permutation(seed, d, k):
         r0 = relative_projection(x, a, [sim])
         r1 = relative_projection(x[:, perm] * signs + t, a[:, perm] * signs + t, [sim])
         assert torch.allclose(r0, r1, atol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [100.0, 1e4])
+def test_euclidean_is_accurate_far_from_the_origin(offset):
+    x, a = _data(11, 40, 12, 16)
+    a32 = (a + offset).float()
+    x32 = torch.cat([a32, (x + offset).float()])  # the anchors themselves first: 0 from themselves
+    r = relative_projection(x32, a32, ["euclidean"])
+    ref = -torch.cdist(x32.double(), a32.double())  # the same float32 inputs, float64 arithmetic
+    # Distances do not change under a shift, so their error may grow with the spread of the
+    # points, not with their offset. The float32 expansion ‖x'‖² + ‖a'‖² − 2x'·a' about the
+    # anchor mean errs by at most γ(‖x'‖² + ‖a'‖²) in the squared distance, γ = (d + 3)ε for a
+    # length-d dot product and three more roundings; |√p − √q| ≤ √|p − q| carries it over.
+    mean = a32.double().mean(0)
+    spread_sq = ((x32.double() - mean) ** 2).sum(1, keepdim=True) + ((a32.double() - mean) ** 2).sum(1)
+    tol = ((x.shape[1] + 3) * torch.finfo(torch.float32).eps * spread_sq).sqrt()
+    assert torch.all((r.double() - ref).abs() <= tol), (r.double() - ref).abs().max()
+    k = len(a32)
+    assert torch.all(r[:k].diagonal().double().abs() <= tol[:k].diagonal()), r[:k].diagonal()
 
 
 def test_matches_naive_formulas_and_product_space_concatenates():

@@ -2,10 +2,12 @@
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from simulator.latent.relative import RelativeProjector
 from simulator.network.energy import (EnergyLedger, compute_energy_j, cycles, head_flops, idle_energy_j,
                                       projection_flops, transmit_energy_j)
+from simulator.rng import SeedTree
 
 
 def test_formulas():
@@ -20,9 +22,25 @@ def test_projection_flops_count_the_matmul_and_norms():
     assert projection_flops(d, k, ["cosine"], False) == 2 * d * k + 2 * d + k
     assert projection_flops(d, k, ["cosine"], True) == 2 * d * k + 4 * d + 2 * k
     assert projection_flops(d, k, ["cosine", "l1"], False) == 2 * d * k + 2 * d + k + 3 * d * k
-    # The count matches the shape of the work the projector does (a (d × K) matmul dominates).
-    proj = RelativeProjector.fit(torch.randn(k, d), ["cosine"])
-    assert proj(torch.randn(3, d)).shape == (3, k)
+    assert projection_flops(d, k, ["euclidean"], True) == 2 * d * k + 3 * d + 3 * k
+
+
+@pytest.mark.parametrize("similarities, center", [(["cosine"], False), (["cosine"], True),
+                                                  (["euclidean"], False), (["cosine", "euclidean"], True)])
+def test_projection_flops_match_the_matmuls_the_projector_runs(similarities, center):
+    # FlopCounterMode measures the matrix products the projector really executes (2 FLOPs per
+    # multiply-accumulate, the convention of projection_flops); it does not see element-wise ops.
+    d, k, n = 64, 32, 5
+    g = SeedTree(0).child("flops").torch()
+    proj = RelativeProjector.fit(torch.randn(k, d, generator=g), similarities, center)
+    with FlopCounterMode(display=False) as counter:
+        proj(torch.randn(n, d, generator=g))
+    matmul = counter.get_total_flops() / n
+    assert matmul == 2 * d * k * len(similarities)
+    # What the count adds on top is element-wise work on the d inputs and the K outputs: a few
+    # passes over each, far below one more (d × K) product.
+    elementwise = projection_flops(d, k, similarities, center) - matmul
+    assert 0 < elementwise <= 4 * (d + k) * len(similarities)
 
 
 def test_head_flops_grow_with_k():
