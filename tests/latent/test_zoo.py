@@ -1,12 +1,15 @@
 """The tiny zoo on digits: caching, corruption recovery, and stitching behaving as the theory says."""
 
 import copy
+import dataclasses
 
 import torch
 
 from simulator.config import parse_scenario
+from simulator.latent.cache import ArtifactCache
 from simulator.latent.stitching import predict, stitching_rows
 from simulator.latent.zoo import Zoo
+from simulator.rng import SeedTree
 
 
 def test_second_build_comes_from_the_cache_with_identical_latents(tiny_zoo, tiny_dict):
@@ -57,10 +60,45 @@ def test_stitching_matches_theory_on_digits(tiny_zoo):
     assert n == 359
 
 
-def test_predict_is_deterministic_and_heads_use_train_split_only(tiny_zoo):
+def test_predict_is_deterministic_and_anchors_come_from_the_train_split(tiny_zoo):
     a = predict(tiny_zoo, "mlp-1", "cnn-1", "relative", 32, "test")
     b = predict(tiny_zoo, "mlp-1", "cnn-1", "relative", 32, "test")
     assert torch.equal(a, b)
     splits = tiny_zoo.splits
     assert not set(splits.train.tolist()) & set(splits.validation.tolist())
     assert set(tiny_zoo.anchors.tolist()) <= set(splits.train.tolist())
+
+
+def _head_weights(zoo, root, rx: str, k: int, **changes) -> torch.Tensor:
+    """The relative head of ``rx`` trained afresh (empty cache) on ``zoo`` with ``changes`` applied."""
+    fresh = dataclasses.replace(zoo, cache=ArtifactCache(root), _projectors={}, _heads={}, **changes)
+    return torch.cat([v.flatten() for v in fresh.relative_head(rx, k).state_dict().values()])
+
+
+def test_relative_heads_use_the_train_split_only(tiny_zoo, tmp_path):
+    rx, k = "mlp-2", 8
+    splits, data = tiny_zoo.splits, tiny_zoo.dataset
+    clean = _head_weights(tiny_zoo, tmp_path / "clean", rx, k)
+    # The zoo's own (cached) head is this one.
+    assert torch.equal(clean, torch.cat([v.flatten() for v in tiny_zoo.relative_head(rx, k).state_dict().values()]))
+
+    # Garbage latents and wrong labels everywhere outside the train split: the same head, bit for bit.
+    enc = tiny_zoo.encoders[rx]
+    g = SeedTree(0).child("garbage").torch()
+    latents_train = enc.latents_train.clone()
+    latents_train[torch.from_numpy(splits.validation)] = torch.randn(len(splits.validation), enc.cfg.latent_dim,
+                                                                     generator=g)
+    garbage = dataclasses.replace(enc, latents_train=latents_train, latents_test=torch.randn(
+        enc.latents_test.shape, generator=g))
+    y_train = data.y_train.copy()
+    y_train[splits.validation] = (y_train[splits.validation] + 1) % data.n_classes
+    relabelled = dataclasses.replace(data, y_train=y_train, y_test=(data.y_test + 1) % data.n_classes)
+    elsewhere = _head_weights(tiny_zoo, tmp_path / "elsewhere", rx, k,
+                              encoders={**tiny_zoo.encoders, rx: garbage}, dataset=relabelled)
+    assert torch.equal(elsewhere, clean)
+
+    # The check can fail: one wrong label inside the train split changes the head.
+    y_train = data.y_train.copy()
+    y_train[splits.train[0]] = (y_train[splits.train[0]] + 1) % data.n_classes
+    inside = _head_weights(tiny_zoo, tmp_path / "inside", rx, k, dataset=dataclasses.replace(data, y_train=y_train))
+    assert not torch.equal(inside, clean)
