@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.relcomm-installed
 TORCH   := torch==2.13.0
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test setup data bench clean
+.PHONY: demo test test-quick setup data bench clean
 
 setup: $(STAMP) data
 
@@ -35,8 +35,13 @@ demo: setup
 	$(BIN)/relcomm run scenarios/quickstart.yaml --out results/quickstart
 	$(BIN)/relcomm stitch scenarios/mismatch.yaml --out results/mismatch
 
+# Everything: tests/ and the doctests of simulator/ (pyproject's testpaths).
 test: setup
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2
+
+# The same without the tests marked slow (the README, notebooks, sweeps and Dask).
+test-quick: setup
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -46,6 +46,7 @@ def test_tiny_settings_share_the_test_fixtures_encoders():
         assert tiny[section] == TINY[section], section
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_with_tiny_settings(name, tmp_path, tiny_zoo, monkeypatch):
     pytest.importorskip("ipykernel")

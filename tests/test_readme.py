@@ -85,6 +85,7 @@ def test_the_readme_shows_the_main_commands():
     assert any("--set" in c for c in commands())
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs(tmp_path, tiny_zoo, monkeypatch, capsys):
     work = tmp_path / "work"
     (work / "scenarios").mkdir(parents=True)
