@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from simulator import __version__
 from simulator.config import default_results_dir
 from simulator.errors import ScenarioError
+from simulator.folders import check_target, claim
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="relcomm", description="Semantic-communication network simulator.")
     parser.add_argument("--version", action="version", version=f"relcomm {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (anywhere on the line)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add_set(p: argparse.ArgumentParser) -> None:
@@ -34,13 +36,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-stitch)")
     add_set(p)
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("run", help="simulate a network scenario into a results folder")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
     add_set(p)
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("sweep", help="run a scenario's sweep (grid × zip × seeds), resumable, in parallel")
     p.add_argument("scenario", type=Path)
@@ -51,7 +51,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDR", help="dask: address of a running scheduler "
                    "(tcp://HOST:PORT); default: a LocalCluster of --workers processes")
     add_set(p)
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("tradeoff", help="the V sweep of a lyapunov scenario on one seed, next to the baselines")
     p.add_argument("scenario", type=Path)
@@ -64,7 +63,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pilot-only", action="store_true",
                    help="learn the place-holder multipliers on a pilot run and print them (nothing else runs)")
     add_set(p)
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
 
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario", type=Path)
@@ -124,12 +122,24 @@ def _log(quiet: bool) -> Callable[[str], None]:
     return Progress(quiet)
 
 
+def _out_dir(args: argparse.Namespace, scenario, suffix: str = "") -> Path:
+    """The results folder of a command (``--out``, else ``results/<outputs.dir or name><suffix>``), checked now.
+
+    The check (:func:`simulator.folders.check_target`) runs before any work, and names what chose
+    the folder; the command claims it again (locked) when it starts writing.
+    """
+    if args.out is not None:
+        return check_target(args.out, "--out")
+    field = "outputs.dir" if scenario.outputs.dir else "name"
+    return check_target(default_results_dir(scenario, suffix), field)
+
+
 def _cmd_stitch(args: argparse.Namespace) -> int:
     from simulator.experiment.stitch import run_stitch
     from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = args.out or default_results_dir(scenario, "-stitch")
+    out = _out_dir(args, scenario, "-stitch")
     log = _log(args.quiet)
     try:
         summary = run_stitch(scenario, out, log)
@@ -144,7 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = args.out or default_results_dir(scenario)
+    out = _out_dir(args, scenario)
     log = _log(args.quiet)
     try:
         s = run_scenario(scenario, out, log)
@@ -161,7 +171,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.experiment.sweep import load_sweep, run_sweep
 
     data, scenario = load_sweep(args.scenario, args.overrides)
-    out = args.out or default_results_dir(scenario, "-sweep")
+    out = _out_dir(args, scenario, "-sweep")
     log = _log(args.quiet)
     try:
         report = run_sweep(data, out, args.executor, args.workers, args.scheduler, log)
@@ -187,11 +197,13 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     if args.pilot_slots is not None and args.pilot_slots < 1:
         raise ScenarioError("must be a positive number of slots", path="--pilot-slots")
     scenario = load_scenario(args.scenario, args.overrides)
-    out = args.out or default_results_dir(scenario, "-tradeoff")
+    out = _out_dir(args, scenario, "-tradeoff")
     log = _log(args.quiet)
     try:
         if args.pilot_only:
-            lam, eta = tradeoff.pilot_multipliers(scenario, None, out, log, args.pilot_slots)
+            tradeoff.lyapunov_section(scenario)  # before any work
+            with claim(out, "tradeoff") as target:
+                lam, eta = tradeoff.pilot_multipliers(scenario, None, target.in_place(), log, args.pilot_slots)
             log.close()
             print(f"  delay_queue_per_v: {lam:.6g}\n  accuracy_queue_per_v: {eta:.6g}")
             return 0
@@ -231,7 +243,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise ScenarioError("not a results folder: expected summary.json and slots.csv (relcomm run), "
                             "stitching.csv (relcomm stitch), sweep_summary.csv (relcomm sweep) or tradeoff.csv",
                             path=str(folder))
-    written = plots.plot_folder(folder, args.out)
+    out = args.out or folder / "plots"
+    check_target(out, "--out" if args.out else None, inside_results=True)
+    with claim(out, "plots", inside_results=True) as target:
+        written = plots.plot_folder(folder, target.in_place())
     where = written[0].parent if written else folder
     print(f"wrote {len(written)} plot{'s' * (len(written) != 1)} to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")
     return 0
@@ -241,11 +256,23 @@ COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "tradeoff": _cmd_tradeoff, "st
             "validate": _cmd_validate, "schema": _cmd_schema, "plot": _cmd_plot}
 
 
+GLOBAL_FLAGS = ("--debug", "--quiet")
+"""Flags accepted anywhere on the command line, before or after the subcommand."""
+
+
+def _split_global(argv: list[str]) -> tuple[list[str], set[str]]:
+    """``argv`` without the :data:`GLOBAL_FLAGS` (up to a ``--``), and the flags that were there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = {a for a in argv[:end] if a in GLOBAL_FLAGS}
+    return [a for i, a in enumerate(argv) if i >= end or a not in GLOBAL_FLAGS], flags
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    argv, flags = _split_global(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in flags
     try:
         args = _build_parser().parse_args(argv)
+        args.debug, args.quiet = debug, "--quiet" in flags
         return COMMANDS[args.command](args)
     except ScenarioError as exc:
         if debug:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -10,6 +11,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
+from simulator import yamlio
 from simulator.errors import ScenarioError
 
 SIMILARITIES = ("cosine", "euclidean", "l1", "linf")
@@ -585,10 +587,15 @@ class OutputsConfig(_Strict):
             raise ValueError(f"must be a folder relative to the results root, got {value!r}")
         if ".." in path.parts or any(part.startswith(".") for part in path.parts):
             raise ValueError(f"must stay inside the results root (no '..' or hidden parts), got {value!r}")
+        if not path.parts or value.strip() in (".", "./"):
+            raise ValueError(f"must name a folder inside the results root, not the root itself, got {value!r}")
         if "\x00" in value:
             raise ValueError("must not contain a NUL character")
         return path.as_posix()
 
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""A scenario ``name``: a plain identifier, safe as one folder name (and no ``..`` anywhere)."""
 
 RESULTS_ROOT = Path("results")
 """The results root of the commands' default folders, relative to the working folder."""
@@ -602,7 +609,9 @@ def default_results_dir(scenario: "Scenario", suffix: str = "") -> Path:
 class Scenario(_Strict):
     """A complete scenario file."""
 
-    name: str = Field("scenario", min_length=1, max_length=128)
+    name: str = Field("scenario", min_length=1, max_length=128, json_schema_extra={"pattern": NAME_PATTERN},
+                      description="identifier of the scenario (letters, digits, '-', '_', '.'; starts with a letter "
+                      "or digit); names the default results folder results/<name>")
     seed: int = Field(0, ge=0, description="root of the seed tree")
     device: Literal["cpu", "auto", "cuda"] = Field("cpu", description="torch device; auto = CUDA when present")
     data: DataConfig = DataConfig()
@@ -620,6 +629,15 @@ class Scenario(_Strict):
                                          "kind static, lyapunov, max-accuracy, min-energy or greedy")
     outputs: OutputsConfig = OutputsConfig()
     sweep: SweepConfig | None = Field(None, description="runs of `relcomm sweep`; other commands ignore it")
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        # The name becomes a folder under results/: a separator or '..' would write elsewhere.
+        if not re.fullmatch(NAME_PATTERN, value) or ".." in value:
+            raise ValueError(f"must be a plain identifier (letters, digits, '-', '_', '.'; starting with a letter or "
+                             f"digit; no '/' or '..'), got {value!r}")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -793,7 +811,7 @@ MAX_SCENARIO_BYTES = 1 << 20
 
 
 def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
-    """Read a YAML file safely (no Python tags); return the data and its node tree (for lines)."""
+    """Read a scenario file safely (size, nesting and aliases bounded: :mod:`simulator.yamlio`); return the data and its node tree (for lines)."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_SCENARIO_BYTES:
@@ -804,15 +822,7 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
         raise ScenarioError("file not found", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read file: {exc}", path=str(path)) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"invalid YAML: {problem}", path=str(path),
-                            line=mark.line + 1 if mark else None) from None
-    return data, node
+    return yamlio.load(text, str(path))
 
 
 def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scenario") -> Scenario:

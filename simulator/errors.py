@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
 class RelcommError(Exception):
     """Base class of every error the simulator raises on purpose."""
 
@@ -20,9 +27,12 @@ class ScenarioError(RelcommError):
         1-based line number in the YAML file, when known.
     """
 
+    MAX_CHARS = 300
+    """Longest message and path kept: a quoted value (a huge string, an expanded list) is cut short."""
+
     def __init__(self, message: str, path: str | None = None, line: int | None = None):
-        self.message = " ".join(str(message).split())
-        self.path = path
+        self.message = _shorten(" ".join(str(message).split()), self.MAX_CHARS)
+        self.path = None if path is None else _shorten(" ".join(str(path).split()), self.MAX_CHARS)
         self.line = line
         super().__init__(self.one_line())
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
+from simulator import yamlio
 from simulator.config import Scenario, format_path, parse_scenario, read_yaml
 from simulator.errors import ScenarioError
 
@@ -62,10 +61,10 @@ def parse_override(text: str) -> Override:
         value: Any = float(raw)
     else:
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ScenarioError(f"invalid YAML value {raw!r}: {problem}", path=f"--set {format_path(loc)}") from None
+            value = yamlio.load(raw, "--set")[0]
+        except ScenarioError as exc:
+            raise ScenarioError(f"invalid YAML value {raw!r}: {exc.message.removeprefix('invalid YAML: ')}",
+                                path=f"--set {format_path(loc)}") from None
     return Override(loc, value, text)
 
 

@@ -14,8 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
+from simulator import yamlio  # noqa: E402
 from simulator.results import atomic_write_bytes, read_csv  # noqa: E402
 
 METHOD_LABELS = {"absolute": "absolute (no alignment)", "relative": "relative (zero-shot)",
@@ -155,7 +155,7 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     scenario_file = Path(csv_path).parent / "scenario.yaml"
     modulation = ""
     if scenario_file.exists():
-        modulation = str((yaml.safe_load(scenario_file.read_text()) or {}).get("channel", {}).get("modulation", "")).upper()
+        modulation = str((yamlio.load(scenario_file.read_text(), str(scenario_file))[0] or {}).get("channel", {}).get("modulation", "")).upper()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     digital_bits = sorted({int(r["bits"]) for r in noisy if r["mode"] == "digital"})
     for i, bits in enumerate(digital_bits):
@@ -306,7 +306,7 @@ def _snr_db_column(run_dir: Path, summary: dict, groups: list[str], group_of: di
     scenario_file = Path(run_dir) / "scenario.yaml"
     if not scenario_file.exists():
         return None
-    channel = (yaml.safe_load(scenario_file.read_text()) or {}).get("channel") or {}
+    channel = (yamlio.load(scenario_file.read_text(), str(scenario_file))[0] or {}).get("channel") or {}
     if "noise_psd_dbm_hz" not in channel:
         return None
     n0 = float(noise_psd_w_hz(float(channel["noise_psd_dbm_hz"])))

@@ -1,8 +1,9 @@
 """`relcomm run`: one network scenario → one results directory (DESIGN §4).
 
 The directory holds ``scenario.yaml`` (resolved, with seed and version), ``slots.csv``,
-``tasks.csv`` and ``summary.json``. Everything is written into a hidden staging folder beside
-the target and swapped into place at the end, so a directory that exists is complete;
+``tasks.csv`` and ``summary.json``. Everything is written into a hidden, marked staging folder
+beside the target and swapped into place at the end (:mod:`simulator.folders`: only a missing or
+empty path or a relcomm results folder is replaced), so a directory that exists is complete;
 ``summary.json`` is the last file written into it.
 
 ``wall_s`` in ``summary.json`` is the wall time of the simulation itself (the event loop and the
@@ -45,16 +46,14 @@ targets, ``delay_limit_s`` = ``delay_target_s`` × (1 + ``simulation.delay_toler
 from __future__ import annotations
 
 import csv
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 from simulator import __version__, plots
 from simulator.config import Scenario, scenario_to_dict
+from simulator.folders import claim
 from simulator.experiment.calibration import calibration_rows
-from simulator.experiment.stitch import publish_dir
 from simulator.latent.zoo import Zoo
 from simulator.network.metrics import WindowTally
 from simulator.network.world import RunCounts, World
@@ -87,7 +86,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
     ----------
     scenario : Scenario
     out_dir : Path
-        Results directory; replaced as a whole when it exists.
+        Results directory: missing, empty or a relcomm results folder (replaced as a whole);
+        anything else is refused before work (:mod:`simulator.folders`).
     log : callable
         Progress messages.
     zoo : Zoo, optional
@@ -98,33 +98,27 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
     dict
         The content of ``summary.json``.
     """
-    zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
-    # A dynamic controller plans with Ĝ; World checks the accuracy target against it
-    # (ScenarioError at simulation.accuracy_target when no option reaches it).
-    calibration = None if scenario.controller.kind == "static" else calibration_rows(zoo, log)
-    world = World(scenario, zoo, calibration)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
-        write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
-        log(f"simulating {scenario.simulation.slots} slots of {scenario.simulation.slot_s} s: "
-            f"{len(scenario.transmitters)} transmitters, {len(scenario.receivers)} receivers")
-        t0 = time.perf_counter()
-        summary = world.run(staging, log)
-        wall = time.perf_counter() - t0
-        counts = summary.pop("counts")
-        check_conservation(counts)
-        summary["wall_s"] = wall
-        summary.update(controller_entries(world, log))
-        summary["settled"] = judge(summary["settled"], scenario)
-        write_json(staging / "summary.json", summary)
-        if scenario.outputs.plots:
-            plots.draw_run_plots(staging, log)
-        publish_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with claim(out_dir, "run") as target:  # checked and locked before any work
+        zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
+        # A dynamic controller plans with Ĝ; World checks the accuracy target against it
+        # (ScenarioError at simulation.accuracy_target when no option reaches it).
+        calibration = None if scenario.controller.kind == "static" else calibration_rows(zoo, log)
+        world = World(scenario, zoo, calibration)
+        with target.staging() as staging:
+            write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
+            log(f"simulating {scenario.simulation.slots} slots of {scenario.simulation.slot_s} s: "
+                f"{len(scenario.transmitters)} transmitters, {len(scenario.receivers)} receivers")
+            t0 = time.perf_counter()
+            summary = world.run(staging, log)
+            wall = time.perf_counter() - t0
+            counts = summary.pop("counts")
+            check_conservation(counts)
+            summary["wall_s"] = wall
+            summary.update(controller_entries(world, log))
+            summary["settled"] = judge(summary["settled"], scenario)
+            write_json(staging / "summary.json", summary)
+            if scenario.outputs.plots:
+                plots.draw_run_plots(staging, log)
     return summary
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Callable
 
 from simulator import __version__, plots
 from simulator.config import Scenario, scenario_to_dict
+from simulator.folders import claim
 from simulator.experiment.calibration import calibration_rows, condition_rows, conditions
 from simulator.latent.stitching import COLUMNS, StitchRow, stitching_rows
 from simulator.latent.zoo import Zoo
@@ -43,18 +42,6 @@ def summarize(rows: list[StitchRow], k_ref: int = 256) -> dict:
     return {"anchors": k_ref, "pairs": dict(out)}
 
 
-def publish_dir(staging: Path, out_dir: Path) -> None:
-    """Swap a fully written staging folder into place (the old results survive until then)."""
-    out_dir = Path(out_dir)
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) -> dict:
     """Build the zoo, measure the matrix on the test split (and Ĝ on validation), write everything.
 
@@ -62,38 +49,32 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
     and ``plots/stitching_heatmap.png``, ``plots/accuracy_vs_anchors.png`` into ``out_dir``;
     the folder appears only when complete.
     """
-    t0 = time.perf_counter()
-    zoo = Zoo.build(scenario, log=log)
-    st = scenario.stitching
-    log(f"stitching {len(zoo.encoders)}×{len(zoo.encoders)} pairs × {len(st.methods)} methods × "
-        f"{len(st.anchors)} anchor counts")
-    rows = stitching_rows(zoo, "test", st.methods, st.anchors)
-    k_curve = st.curve_anchors or max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
-    log(f"accuracy through the channel at K = {k_curve}: {len(st.bits)} bit widths, {len(st.snr_db)} SNRs")
-    rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
-    if st.calibrate:
-        rows += calibration_rows(zoo, log)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
-        write_csv(staging / "stitching.csv", COLUMNS, (r.as_dict() for r in rows))
-        k_ref = max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
-        summary = {"version": __version__, "wall_s": time.perf_counter() - t0,
-                   "encoders": {e.id: {"flops": e.flops, "latent_dim": e.cfg.latent_dim, "arch": e.cfg.arch,
-                                       "test_accuracy": zoo.native_accuracy(e.id, "test")}
-                                for e in zoo.encoders.values()},
-                   **summarize([r for r in rows if r.split == "test" and r.mode == "ideal" and r.bits == 32], k_ref),
-                   "curve_anchors": k_curve,
-                   "smallest_bits_within_1pt": smallest_bits([r for r in rows if r.split == "test"])}
-        write_json(staging / "stitch_summary.json", summary)
-        write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
-        plots.stitching_heatmaps(staging / "stitching.csv", staging / "plots")
-        plots.accuracy_vs_anchors(staging / "stitching.csv", staging / "plots")
-        plots.accuracy_vs_bits(staging / "stitching.csv", staging / "plots")
-        plots.accuracy_vs_snr(staging / "stitching.csv", staging / "plots")
-        publish_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with claim(out_dir, "stitch") as target:  # checked and locked before any work
+        t0 = time.perf_counter()
+        zoo = Zoo.build(scenario, log=log)
+        st = scenario.stitching
+        log(f"stitching {len(zoo.encoders)}×{len(zoo.encoders)} pairs × {len(st.methods)} methods × "
+            f"{len(st.anchors)} anchor counts")
+        rows = stitching_rows(zoo, "test", st.methods, st.anchors)
+        k_curve = st.curve_anchors or max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
+        log(f"accuracy through the channel at K = {k_curve}: {len(st.bits)} bit widths, {len(st.snr_db)} SNRs")
+        rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
+        if st.calibrate:
+            rows += calibration_rows(zoo, log)
+        with target.staging() as staging:
+            write_csv(staging / "stitching.csv", COLUMNS, (r.as_dict() for r in rows))
+            k_ref = max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
+            summary = {"version": __version__, "wall_s": time.perf_counter() - t0,
+                       "encoders": {e.id: {"flops": e.flops, "latent_dim": e.cfg.latent_dim, "arch": e.cfg.arch,
+                                           "test_accuracy": zoo.native_accuracy(e.id, "test")}
+                                    for e in zoo.encoders.values()},
+                       **summarize([r for r in rows if r.split == "test" and r.mode == "ideal" and r.bits == 32], k_ref),
+                       "curve_anchors": k_curve,
+                       "smallest_bits_within_1pt": smallest_bits([r for r in rows if r.split == "test"])}
+            write_json(staging / "stitch_summary.json", summary)
+            write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
+            plots.stitching_heatmaps(staging / "stitching.csv", staging / "plots")
+            plots.accuracy_vs_anchors(staging / "stitching.csv", staging / "plots")
+            plots.accuracy_vs_bits(staging / "stitching.csv", staging / "plots")
+            plots.accuracy_vs_snr(staging / "stitching.csv", staging / "plots")
     return summary

@@ -33,7 +33,7 @@ Results folder
     OUT/sweep.csv            one row per run: swept values, replicate, seed, run_dir, status, summary
     OUT/sweep_summary.csv    replicate means and 95 % Student-t half-widths per grid point
     OUT/plots/tradeoff.png   energy vs delay and vs accuracy with error bars (and .pdf)
-    OUT/.sweep.lock          locked (flock) while a sweep runs in OUT
+    OUT/.relcomm-results.json   the marker of a relcomm results folder (:mod:`simulator.folders`)
 
 Resume and safety
 -----------------
@@ -44,7 +44,9 @@ runs complete (at most once a second) and at the end. A sweep killed at any mome
 ``kill -9``, therefore restarts with every finished run kept, every unfinished one run again
 (its staging folder is removed), and none twice: the key is a function of the resolved
 scenario alone. Worker processes that this sweep starts die with it (see
-:mod:`~simulator.experiment.executors`), and a lock file keeps two sweeps out of one folder.
+:mod:`~simulator.experiment.executors`), and a lock file beside OUT (``.OUT.lock``, held while the
+sweep runs) keeps two writers out of one folder. OUT must be new, empty or a relcomm results
+folder; anything else is refused before work.
 
 A run that raises is recorded as failed: ``runs/<key>/failed.json`` holds its error in one line
 (and ``scenario.yaml`` beside it to reproduce it), its row says ``failed``, and the sweep goes on.
@@ -65,12 +67,10 @@ fraction of one).
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import math
 import os
-import shutil
 import threading
 import time
 from collections import defaultdict
@@ -87,6 +87,7 @@ from simulator.errors import ScenarioError  # noqa: E402
 from simulator.experiment.calibration import calibration_rows  # noqa: E402
 from simulator.experiment.executors import Executor, open_executor  # noqa: E402
 from simulator.experiment.runner import run_scenario  # noqa: E402
+from simulator.folders import claim, mark, remove_leftovers  # noqa: E402
 from simulator.latent.cache import cache_key  # noqa: E402
 from simulator.latent.zoo import Zoo  # noqa: E402
 from simulator.network.controller import anchor_options  # noqa: E402
@@ -329,6 +330,7 @@ def record_failure(run: SweepRun, run_dir: Path, error: str) -> None:
     """Write ``failed.json`` (and the resolved ``scenario.yaml``) unless the run did complete."""
     if (run_dir / "summary.json").exists():
         return
+    mark(run_dir, "run")  # a later attempt may replace it
     write_yaml(run_dir / "scenario.yaml", {**run.scenario, "version": __version__})
     write_json(run_dir / "failed.json", {"error": " ".join(error.split()), "run": run.index, "seed": run.seed,
                                          "values": {p: _cell(v) for p, v in run.values.items()},
@@ -433,34 +435,16 @@ class SweepReport:
 
 
 def _clean_stale(out_dir: Path) -> None:
-    """Remove what a killed sweep left half-written: staging folders and temporary files."""
+    """Remove what a killed sweep left half-written: its runs' staging folders and temporary files.
+
+    Called with the sweep folder locked; only marked or empty staging folders and relcomm's own
+    temporary files (``.NAME.*.tmp`` of :func:`~simulator.results.atomic_write_bytes`) go.
+    """
     runs = out_dir / "runs"
-    for path in list(out_dir.glob(".*.tmp")) + list(runs.glob(".*.tmp-*")) + list(runs.glob(".*.old-*")) \
-            + list(runs.glob("*/.*.tmp")):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
+    remove_leftovers(runs)
+    for path in list(out_dir.glob(".*.tmp")) + list(runs.glob("*/.*.tmp")):
+        if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
-
-
-class _Lock:
-    """An exclusive lock on the results folder for the sweep's lifetime (released by the OS on death)."""
-
-    def __init__(self, out_dir: Path):
-        self.path = out_dir / ".sweep.lock"
-
-    def __enter__(self) -> "_Lock":
-        self.fh = open(self.path, "a")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise ScenarioError("another sweep is running in this folder", path=str(self.path.parent)) from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
 
 
 def write_outputs(out_dir: Path, axes: list[str], rows: list[dict[str, Any]]) -> None:
@@ -494,9 +478,8 @@ def run_sweep(data: dict[str, Any], out_dir: Path, executor: Executor | str = "l
     axes = axis_paths(parse_scenario(data).sweep)
     owned = isinstance(executor, str)
     ex = open_executor(executor, workers, scheduler) if owned else executor  # checks the flags now
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _Lock(out_dir):
+    with claim(out_dir, "sweep") as target:  # checked and locked before any work
+        out_dir = target.in_place()
         _clean_stale(out_dir)
         write_yaml(out_dir / "sweep.yaml", {**data, "version": __version__})
         rows, todo = [], []

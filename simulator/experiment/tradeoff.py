@@ -56,6 +56,7 @@ from simulator.config import LyapunovControllerConfig, Scenario, parse_scenario,
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.runner import judge, run_scenario, settled_metrics
+from simulator.folders import claim
 from simulator.latent.zoo import Zoo
 from simulator.network.controller import AccuracyTable
 from simulator.results import write_csv
@@ -102,7 +103,7 @@ def static_choice(scenario: Scenario, accuracy: AccuracyTable) -> dict[str, Any]
     return {"kind": "static", "encoder": enc, "anchors": k, "bits": b}
 
 
-def _lyapunov(scenario: Scenario) -> LyapunovControllerConfig:
+def lyapunov_section(scenario: Scenario) -> LyapunovControllerConfig:
     """The scenario's controller section; a ScenarioError unless it is ``lyapunov``."""
     if not isinstance(scenario.controller, LyapunovControllerConfig):
         raise ScenarioError("the trade-off driver needs controller.kind lyapunov", path="controller.kind")
@@ -127,7 +128,7 @@ def pilot_multipliers(scenario: Scenario, zoo: Zoo | None, out_dir: Path,
     ``slots``: the pilot's length (default 4 × ``simulation.slots``; the settled window's start
     stays where it is). Averaged over transmitters (the queues start from one number each).
     """
-    _lyapunov(scenario)
+    lyapunov_section(scenario)
     zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
     data = scenario_to_dict(scenario)
     data["simulation"]["slots"] = slots or 4 * scenario.simulation.slots
@@ -179,10 +180,15 @@ def run_tradeoff(scenario: Scenario, out_dir: Path, *, baselines: Sequence[str] 
 
     Returns the rows of ``tradeoff.csv`` (module docstring for every column).
     """
-    cfg = _lyapunov(scenario)
+    cfg = lyapunov_section(scenario)
     values = v_values(scenario)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with claim(out_dir, "tradeoff") as target:  # checked and locked before any work
+        return _run_tradeoff(scenario, cfg, values, target.in_place(), baselines, placeholder, zoo, pilot_slots, log)
+
+
+def _run_tradeoff(scenario: Scenario, cfg: LyapunovControllerConfig, values: tuple[float, ...], out_dir: Path,
+                  baselines: Sequence[str], placeholder: bool, zoo: Zoo | None, pilot_slots: int | None,
+                  log: Callable[[str], None]) -> list[dict[str, Any]]:
     zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
     base = scenario_to_dict(scenario)["controller"]
     if not placeholder:
@@ -239,5 +245,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["run_tradeoff", "v_values", "pilot_multipliers", "static_choice",
+__all__ = ["run_tradeoff", "v_values", "lyapunov_section", "pilot_multipliers", "static_choice",
 "BASELINES", "COLUMNS"]

@@ -41,8 +41,8 @@ def test_run_writes_the_results_directory(tmp_path, net_file, capsys):
     out = tmp_path / "res"
     assert main(["run", str(net_file), "--out", str(out), "--quiet"]) == 0
     assert "tasks delivered" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["plots", "scenario.yaml", "slots.csv", "summary.json",
-                                                     "tasks.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".relcomm-results.json", "plots", "scenario.yaml", "slots.csv",
+                                                     "summary.json", "tasks.csv"]
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["tasks_arrived"] == summary["tasks_delivered"] + summary["tasks_dropped"] + summary["tasks_pending"]
