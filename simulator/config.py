@@ -12,7 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
                       model_validator)
 
 from simulator import yamlio
-from simulator.errors import ScenarioError
+from simulator.errors import ScenarioError, quoted
 
 SIMILARITIES = ("cosine", "euclidean", "l1", "linf")
 METHODS = ("absolute", "relative", "procrustes", "affine", "inverse-relative")
@@ -228,7 +228,7 @@ class SweepConfig(_Strict):
             for other_path, other in seen:
                 n = min(len(loc), len(other))
                 if loc[:n] == other[:n]:
-                    raise _Located(f"overlaps the axis {other_path!r} (the same field, or one inside the other)", where)
+                    raise _Located(f"overlaps the axis {quoted(other_path)} (the same field, or one inside the other)", where)
             seen.append((path, loc))
         return self
 
@@ -535,11 +535,11 @@ def _check_option_sets(sc: "Scenario") -> None:
         devices[tx.receiver] = devices.get(tx.receiver, 0) + 1
     for j, rx in enumerate(sc.receivers):
         if rx.id in devices and rx.scheduling != "partitioned":
-            raise _Located(f"controller.kind {kind} sets each device's server CPU share: receiver {rx.id!r} "
+            raise _Located(f"controller.kind {kind} sets each device's server CPU share: receiver {quoted(rx.id)} "
                            "needs scheduling: partitioned", ("receivers", j, "scheduling"))
         if ctl.server_freq_min_hz is not None and devices.get(rx.id, 0) * ctl.server_freq_min_hz > rx.cpu_hz:
             raise _Located(f"{devices[rx.id]} devices × {ctl.server_freq_min_hz} Hz exceed the clock of receiver "
-                           f"{rx.id!r} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
+                           f"{quoted(rx.id)} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
     if ctl.settle_slots >= sim.slots:
         raise _Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
     if sim.accuracy_target is not None and sim.accuracy_target + ctl.accuracy_margin > 1.0:
@@ -556,7 +556,7 @@ def _controller_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
         return loc, message
     if err.get("type") == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag")
-        return ("controller", "kind"), f"unknown controller kind {tag!r} (known: {', '.join(CONTROLLER_KINDS)})"
+        return ("controller", "kind"), f"unknown controller kind {quoted(tag)} (known: {', '.join(CONTROLLER_KINDS)})"
     if len(loc) > 1 and loc[1] in CONTROLLER_KINDS:
         loc = loc[:1] + loc[2:]
     return loc, message
@@ -584,11 +584,11 @@ class OutputsConfig(_Strict):
             return value
         path = Path(value)
         if path.is_absolute() or value.startswith(("~", "\\")) or ":" in value:
-            raise ValueError(f"must be a folder relative to the results root, got {value!r}")
+            raise ValueError(f"must be a folder relative to the results root, got {quoted(value)}")
         if ".." in path.parts or any(part.startswith(".") for part in path.parts):
-            raise ValueError(f"must stay inside the results root (no '..' or hidden parts), got {value!r}")
+            raise ValueError(f"must stay inside the results root (no '..' or hidden parts), got {quoted(value)}")
         if not path.parts or value.strip() in (".", "./"):
-            raise ValueError(f"must name a folder inside the results root, not the root itself, got {value!r}")
+            raise ValueError(f"must name a folder inside the results root, not the root itself, got {quoted(value)}")
         if "\x00" in value:
             raise ValueError("must not contain a NUL character")
         return path.as_posix()
@@ -636,7 +636,7 @@ class Scenario(_Strict):
         # The name becomes a folder under results/: a separator or '..' would write elsewhere.
         if not re.fullmatch(NAME_PATTERN, value) or ".." in value:
             raise ValueError(f"must be a plain identifier (letters, digits, '-', '_', '.'; starting with a letter or "
-                             f"digit; no '/' or '..'), got {value!r}")
+                             f"digit; no '/' or '..'), got {quoted(value)}")
         return value
 
     @model_validator(mode="before")
@@ -664,7 +664,7 @@ class Scenario(_Strict):
                 except ScenarioError as exc:
                     if exc.message == "unknown key":
                         raise _Located(f"not a scenario field ({exc.path}: unknown key)", where) from None
-                    raise _Located(f"value {value!r} is invalid: {exc.one_line()}", where) from None
+                    raise _Located(f"value {quoted(value)} is invalid: {exc.one_line()}", where) from None
         return values
 
     @model_validator(mode="before")
@@ -693,39 +693,39 @@ class Scenario(_Strict):
         encoders = {e.id for e in self.encoders}
         static = self.controller if isinstance(self.controller, StaticControllerConfig) else None
         if static is not None and static.encoder is not None and static.encoder not in encoders:
-            raise _Located(f"unknown encoder {static.encoder!r} (known: {', '.join(sorted(encoders))})",
+            raise _Located(f"unknown encoder {quoted(static.encoder)} (known: {', '.join(sorted(encoders))})",
                            ("controller", "encoder"))
         rx_ids: dict[str, int] = {}
         for i, rx in enumerate(self.receivers):
             if rx.id in rx_ids:
-                raise _Located(f"duplicate agent id {rx.id!r}", ("receivers", i, "id"))
+                raise _Located(f"duplicate agent id {quoted(rx.id)}", ("receivers", i, "id"))
             rx_ids[rx.id] = i
             if rx.encoder not in encoders:
-                raise _Located(f"unknown encoder {rx.encoder!r} (known: {', '.join(sorted(encoders))})",
+                raise _Located(f"unknown encoder {quoted(rx.encoder)} (known: {', '.join(sorted(encoders))})",
                                ("receivers", i, "encoder"))
         tx_ids: set[str] = set()
         share: dict[str, float] = {}
         for i, tx in enumerate(self.transmitters):
             if tx.id in tx_ids or tx.id in rx_ids:
-                raise _Located(f"duplicate agent id {tx.id!r}", ("transmitters", i, "id"))
+                raise _Located(f"duplicate agent id {quoted(tx.id)}", ("transmitters", i, "id"))
             tx_ids.add(tx.id)
             if tx.receiver not in rx_ids:
-                raise _Located(f"unknown receiver {tx.receiver!r} (known: {', '.join(sorted(rx_ids)) or 'none'})",
+                raise _Located(f"unknown receiver {quoted(tx.receiver)} (known: {', '.join(sorted(rx_ids)) or 'none'})",
                                ("transmitters", i, "receiver"))
             for j, enc in enumerate(tx.encoders):
                 if enc not in encoders:
-                    raise _Located(f"unknown encoder {enc!r} (known: {', '.join(sorted(encoders))})",
+                    raise _Located(f"unknown encoder {quoted(enc)} (known: {', '.join(sorted(encoders))})",
                                    ("transmitters", i, "encoders", j))
             if len(set(tx.encoders)) != len(tx.encoders):
                 raise _Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
             ctl = static.encoder if static is not None else None
             if ctl is not None and ctl not in tx.encoders:
-                raise _Located(f"encoder {ctl!r} is not in the pool of transmitter {tx.id!r}",
+                raise _Located(f"encoder {quoted(ctl)} is not in the pool of transmitter {quoted(tx.id)}",
                                ("controller", "encoder"))
             if tx.link.bandwidth_share is not None:
                 share[tx.receiver] = share.get(tx.receiver, 0.0) + tx.link.bandwidth_share
                 if share[tx.receiver] > 1.0 + 1e-9:
-                    raise _Located(f"bandwidth shares of receiver {tx.receiver!r} add up to more than 1",
+                    raise _Located(f"bandwidth shares of receiver {quoted(tx.receiver)} add up to more than 1",
                                    ("transmitters", i, "link", "bandwidth_share"))
             if tx.radio.packet_errors == "fbl" and self.channel.mode == "analog":
                 raise _Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
@@ -742,9 +742,9 @@ class Scenario(_Strict):
             for i in sorted(range(len(faults)), key=lambda i: faults[i].start_s):
                 agent = getattr(faults[i], key)
                 if agent not in ids:
-                    raise _Located(f"unknown {key} {agent!r}", ("faults", kind, i, key))
+                    raise _Located(f"unknown {key} {quoted(agent)}", ("faults", kind, i, key))
                 if faults[i].start_s < last_end.get(agent, -1.0):
-                    raise _Located(f"overlaps another {kind} interval of {agent!r}", ("faults", kind, i, "start_s"))
+                    raise _Located(f"overlaps another {kind} interval of {quoted(agent)}", ("faults", kind, i, "start_s"))
                 last_end[agent] = faults[i].end_s
         return self
 
@@ -754,7 +754,7 @@ class Scenario(_Strict):
         seen: set[str] = set()
         for i, enc in enumerate(self.encoders):
             if enc.id in seen:
-                raise _Located(f"duplicate encoder id {enc.id!r}", ("encoders", i, "id"))
+                raise _Located(f"duplicate encoder id {quoted(enc.id)}", ("encoders", i, "id"))
             seen.add(enc.id)
         for i, k in enumerate(self.stitching.anchors):
             if k > self.anchors.count:

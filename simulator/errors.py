@@ -4,10 +4,23 @@ from __future__ import annotations
 
 
 def _shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    """``text`` cut to about ``limit`` characters: its start and its end (where a fix is said), and how much went."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+    head, tail = (2 * limit) // 3, limit // 3
+    return f"{text[:head]} …({len(text) - head - tail:,} characters left out)… {text[-tail:]}"
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """``text`` (a user's value) for an error message, at most about ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 40]}…({len(text) - limit + 40:,} more characters)"
+
+
+def quoted(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for an error message, at most about ``limit`` characters (a user's value can be huge)."""
+    return clipped(repr(value), limit)
 
 
 class RelcommError(Exception):
@@ -27,8 +40,8 @@ class ScenarioError(RelcommError):
         1-based line number in the YAML file, when known.
     """
 
-    MAX_CHARS = 300
-    """Longest message and path kept: a quoted value (a huge string, an expanded list) is cut short."""
+    MAX_CHARS = 1000
+    """Longest message and path kept (values quoted in them are cut by :func:`quoted` first)."""
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None):
         self.message = _shorten(" ".join(str(message).split()), self.MAX_CHARS)

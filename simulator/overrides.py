@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from simulator import yamlio
 from simulator.config import Scenario, format_path, parse_scenario, read_yaml
-from simulator.errors import ScenarioError
+from simulator.errors import ScenarioError, clipped, quoted
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|(\d+)")
 # PyYAML (YAML 1.1) reads ``1e4`` as a string; on the command line it is surely a number.
@@ -38,15 +38,15 @@ def parse_path(path: str) -> tuple[str | int, ...]:
         while pos < len(part):
             m = _SEGMENT.match(part, pos)
             if m is None or (m.group(1) is not None and pos > 0):
-                raise ScenarioError(f"malformed field path {path!r} (expected keys and indices like "
+                raise ScenarioError(f"malformed field path {quoted(path)} (expected keys and indices like "
                                     "transmitters[0].cpu.f_max_hz)", path="--set")
             items.append(m.group(1) if m.group(1) is not None else int(m.group(2) or m.group(3)))
             pos = m.end()
         if not items:
-            raise ScenarioError(f"malformed field path {path!r} (empty key)", path="--set")
+            raise ScenarioError(f"malformed field path {quoted(path)} (empty key)", path="--set")
         loc.extend(items)
     if not isinstance(loc[0], str):
-        raise ScenarioError(f"malformed field path {path!r} (it must start with a key)", path="--set")
+        raise ScenarioError(f"malformed field path {quoted(path)} (it must start with a key)", path="--set")
     return tuple(loc)
 
 
@@ -54,7 +54,7 @@ def parse_override(text: str) -> Override:
     """Parse ``KEY.PATH=VALUE``; the value is read as YAML (``8``, ``1.5e6``, ``[8, 16]``, ``{kind: static}``, ``null``)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ScenarioError(f"expected KEY.PATH=VALUE, got {text!r}", path="--set")
+        raise ScenarioError(f"expected KEY.PATH=VALUE, got {quoted(text)}", path="--set")
     loc = parse_path(key.strip())
     raw = raw.strip()
     if _NUMBER.fullmatch(raw):
@@ -63,7 +63,7 @@ def parse_override(text: str) -> Override:
         try:
             value = yamlio.load(raw, "--set")[0]
         except ScenarioError as exc:
-            raise ScenarioError(f"invalid YAML value {raw!r}: {exc.message.removeprefix('invalid YAML: ')}",
+            raise ScenarioError(f"invalid YAML value {quoted(raw)}: {exc.message.removeprefix('invalid YAML: ')}",
                                 path=f"--set {format_path(loc)}") from None
     return Override(loc, value, text)
 
@@ -89,7 +89,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[Override]) -> dict
                     raise ScenarioError(f"index {part} is out of range: {where} has {len(node)} "
                                         f"item{'s' * (len(node) != 1)}", path=ov.path)
             elif not isinstance(node, dict):
-                raise ScenarioError(f"{where} holds {node!r}, not a mapping, so it has no key {part!r}",
+                raise ScenarioError(f"{where} holds {quoted(node)}, not a mapping, so it has no key {quoted(part)}",
                                     path=ov.path)
             if last:
                 node[part] = copy.deepcopy(ov.value)
@@ -120,13 +120,13 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         try:
             data = apply_overrides(data, [ov])
         except ScenarioError as exc:
-            raise ScenarioError(f"{exc.message} (from --set {ov.text})", path=exc.path) from None
+            raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
     try:
         return parse_scenario(data, node, source=str(path))
     except ScenarioError as exc:
         for ov in reversed(parsed):
             if exc.path and (_is_prefix(ov.path, exc.path) or _is_prefix(exc.path, ov.path)):
-                raise ScenarioError(f"{exc.message} (from --set {ov.text})", path=exc.path) from None
+                raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
         raise
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from simulator.cli import main
+from tests.test_yamlio import alias_bomb
 
 BASE = {
     "name": "corpus",
@@ -115,6 +116,14 @@ CASES = {
     "outputs-dir-absolute": (_set("outputs", {"dir": "/tmp/x"}), "outputs.dir"),
     "outputs-dir-home": (_set("outputs", {"dir": "~/x"}), "outputs.dir"),
     "outputs-plots-string": (_set("outputs", {"plots": "maybe"}), "outputs.plots"),
+    "outputs-dir-dot": (_set("outputs", {"dir": "."}), "outputs.dir"),
+    # a name is an identifier, never a path
+    "name-parent": (_set("name", "../../x"), "name"),
+    "name-absolute": (_set("name", "/home/user"), "name"),
+    "name-separator": (_set("name", "a/b"), "name"),
+    "name-dot-dot": (_set("name", ".."), "name"),
+    "name-hidden": (_set("name", ".results"), "name"),
+    "name-newline": (_set("name", "a\nb"), "name"),
     "missing-encoders": (_drop("encoders"), "encoders"),
     "missing-transmitter-receiver": (_drop("transmitters.0.receiver"), "transmitters[0].receiver"),
 }
@@ -126,6 +135,12 @@ RAW = {
     "top-level-list": ("- 1\n- 2\n", "mapping"),
     "empty-file": ("", "mapping"),
     "huge-file": ("# " + "x" * (2 << 20) + "\n", "larger"),
+    # hostile YAML: refused before anything is built from it
+    "alias-bomb": ("name: bomb\n" + alias_bomb(9) + "sweep: {grid: {controller.v: *l9}}\n", "aliases"),
+    "recursive-alias": ("name: loop\nencoders: &e [*e]\n", "recursive"),
+    "deep-flow": ("encoders: " + "[" * 10_000 + "]" * 10_000 + "\n", "nested deeper"),
+    "deep-mapping": ("encoders: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "nested deeper"),
+    "deep-block": ("encoders:\n" + "".join("  " * i + "- \n" for i in range(1, 120)), "nested deeper"),
 }
 
 
