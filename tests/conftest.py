@@ -30,34 +30,6 @@ TINY = {
 }
 
 
-# Slow tests (over ~7 s on two workers, `pytest --durations`) of modules marked from here rather
-# than with a decorator in place; `make test-quick` (-m "not slow") leaves them out.
-SLOW_ELSEWHERE = {
-    "tests/experiment/test_sweep.py": ("test_a_sweep_killed_mid_way_resumes_with_every_run_exactly_once",
-                                       "test_a_failing_run_is_recorded_and_the_sweep_goes_on"),
-    "tests/experiment/test_sweep_dask.py": ("test_a_sweep_runs_through_dask_and_resumes_on_an_existing_cluster",),
-    "tests/experiment/test_tradeoff.py": ("test_the_sweep_writes_one_run_per_v_and_baseline",
-                                          "test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v",
-                                          "test_the_plot_reads_the_csv_alone"),
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before -m / -k deselect anything
-def pytest_collection_modifyitems(config, items):
-    modules = {}
-    for item in items:
-        path, _, name = item.nodeid.partition("::")
-        if path in SLOW_ELSEWHERE and isinstance(item, pytest.Function):
-            modules[path] = item.module
-            if item.originalname in SLOW_ELSEWHERE[path]:
-                item.add_marker(pytest.mark.slow)
-    # A renamed test would silently fall back into the quick subset: refuse a stale name.
-    stale = [f"{path}::{name}" for path, module in modules.items() for name in SLOW_ELSEWHERE[path]
-             if not hasattr(module, name)]
-    if stale:
-        raise pytest.UsageError(f"SLOW_ELSEWHERE in tests/conftest.py names missing tests: {', '.join(stale)}")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def private_relcomm_home(tmp_path_factory):
     """Every test session trains into its own cache, never the user's."""

@@ -222,6 +222,7 @@ def test_a_runs_row_takes_the_summary_sections_one_level_down(sweep_dict):
 # --------------------------------------------------------------------------- running
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_dict, tiny_zoo, capsys):
     # no transmitters is a valid scenario but not a network run: the World raises
     sweep_dict["sweep"] = {"grid": {"transmitters": [sweep_dict["transmitters"], []]}}
@@ -274,6 +275,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_a_sweep_killed_mid_way_resumes_with_every_run_exactly_once(tmp_path, sweep_dict, tiny_zoo):
     sweep_dict["sweep"] = {"grid": {"controller.bits": [4, 8]}, "seeds": 3}
     path, out = _write(tmp_path, sweep_dict), tmp_path / "out"

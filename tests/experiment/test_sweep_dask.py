@@ -17,6 +17,7 @@ from tests.experiment.test_sweep import NETWORK
 distributed = pytest.importorskip("distributed")
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_through_dask_and_resumes_on_an_existing_cluster(tmp_path, tiny_dict, tiny_zoo, capsys):
     data = {**tiny_dict, **copy.deepcopy(NETWORK),
             "sweep": {"grid": {"controller.bits": [4, 8]}, "seeds": 1}}

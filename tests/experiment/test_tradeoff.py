@@ -35,6 +35,7 @@ def sweep_scenario(tiny_dict):
     return parse_scenario(data)
 
 
+@pytest.mark.slow
 def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, fake_table, tmp_path):
     out = tmp_path / "tradeoff"
     rows = run_tradeoff(sweep_scenario, out, baselines=("static", "greedy"), zoo=tiny_zoo)
@@ -88,6 +89,7 @@ def test_the_static_baseline_is_the_cheapest_option_meeting_the_target(sweep_sce
     assert choice == {"kind": "static", "encoder": "mlp-1", "anchors": min(meets)[1], "bits": min(meets)[2]}
 
 
+@pytest.mark.slow
 def test_the_plot_reads_the_csv_alone(tmp_path):
     rows = []
     for v, e, z in ((10, 5e-5, 2.0), (1e3, 2e-5, 40.0), (1e5, 1.9e-5, 4000.0)):
@@ -126,6 +128,7 @@ def test_the_driver_needs_a_lyapunov_controller_and_v_values(sweep_scenario, tin
     assert err.startswith("error: controller.kind") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v(sweep_scenario, tiny_zoo, fake_table, tmp_path):
     data = sweep_scenario.model_dump(mode="json")
     data["controller"].update(v_sweep=[], delay_queue_per_v=0.002, accuracy_queue_per_v=0.001)
