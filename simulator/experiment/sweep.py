@@ -488,7 +488,8 @@ def run_sweep(data: dict[str, Any], out_dir: Path, executor: Executor | str = "l
             rows.append(run_row(run, status, record))
             if status != "ok":
                 todo.append(run)
-        foreign = {p.name for p in (out_dir / "runs").glob("*")} - {r.key for r in runs} if (out_dir / "runs").exists() else set()
+        foreign = ({p.name for p in (out_dir / "runs").iterdir() if not p.name.startswith(".")} - {r.key for r in runs}
+                   if (out_dir / "runs").exists() else set())  # hidden: locks and staging, not runs
         if foreign:
             log(f"{len(foreign)} run folders in {out_dir / 'runs'} are not runs of this sweep (left alone)")
         skipped = len(runs) - len(todo)
