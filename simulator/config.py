@@ -2,70 +2,34 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
 from simulator import yamlio
 from simulator.errors import ScenarioError, quoted
+from simulator.latent.encoders import FAMILIES as ENCODER_FAMILIES
+from simulator.latent.encoders import EncoderConfig
+from simulator.schema import Located, PositiveInt, Strict, TrainConfig
 
 SIMILARITIES = ("cosine", "euclidean", "l1", "linf")
 METHODS = ("absolute", "relative", "procrustes", "affine", "inverse-relative")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _finite(cls, values: Any) -> Any:
-        # NaN and inf make no sense for any quantity in a scenario.
-        if isinstance(values, dict):
-            for key, value in values.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise _Located(f"must be a finite number, got {value}", (key,))
-        return values
-
-
-PositiveInt = Annotated[int, Field(gt=0)]
-
+_Strict = Strict
+_Located = Located
 
 class DataConfig(_Strict):
     """Which dataset, and how its official training set is split."""
 
-    dataset: Literal["fashion-mnist", "digits"] = "fashion-mnist"
+    dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes", "wordnet-supersenses"] = "fashion-mnist"
     validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     split_seed: int = Field(0, ge=0, description="seed of the train/validation split (kept apart from "
                             "the scenario seed so that seed replicates share trained encoders)")
-
-
-class TrainConfig(_Strict):
-    """Training budget of an encoder (as a classifier with a cosine head) or a receiver head."""
-
-    epochs: PositiveInt = 4
-    batch_size: PositiveInt = 256
-    lr: float = Field(2e-3, gt=0.0, le=1.0)
-    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
-    subset: PositiveInt | None = Field(
-        None, description="train on this many samples of the training split (drawn from the "
-        "encoder's own seed) instead of all of it")
-
-
-class EncoderConfig(_Strict):
-    """One independently trained encoder. Its ``seed`` alone decides its initialisation and data order."""
-
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    arch: Literal["mlp", "cnn"]
-    latent_dim: int = Field(64, ge=2, le=4096)
-    hidden: tuple[PositiveInt, ...] = Field(
-        (512, 256), description="mlp: widths of the hidden layers; cnn: channels of the conv blocks")
-    seed: int = Field(0, ge=0)
-    train: TrainConfig = TrainConfig()
 
 
 class AnchorConfig(_Strict):
@@ -562,6 +526,21 @@ def _controller_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
     return loc, message
 
 
+def _encoder_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
+    """Drop the family tag pydantic puts into encoder error paths; name an unknown or missing ``arch``."""
+    if loc[:1] != ("encoders",) or len(loc) < 2:
+        return loc, message
+    known = ", ".join(ENCODER_FAMILIES)
+    if err.get("type") == "union_tag_invalid":
+        tag = (err.get("ctx") or {}).get("tag")
+        return loc[:2] + ("arch",), f"unknown encoder family {quoted(tag)} (known: {known})"
+    if err.get("type") == "union_tag_not_found":
+        return loc[:2] + ("arch",), f"required field is missing (the encoder family: {known})"
+    if len(loc) > 2 and loc[2] in ENCODER_FAMILIES:
+        loc = loc[:2] + loc[3:]
+    return loc, message
+
+
 class OutputsConfig(_Strict):
     """Where the results go and what is written beside the data.
 
@@ -772,14 +751,6 @@ class Scenario(_Strict):
         raise KeyError(encoder_id)
 
 
-class _Located(ValueError):
-    """A cross-field error that knows the path of the field it blames."""
-
-    def __init__(self, message: str, loc: tuple[str | int, ...]):
-        super().__init__(message)
-        self.loc = loc
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -845,6 +816,7 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
             elif err["type"] == "missing":
                 message = "required field is missing"
         loc, message = _controller_error(loc, err, message)
+        loc, message = _encoder_error(loc, err, message)
         raise ScenarioError(message, path=format_path(loc) or source, line=_line_of(node, loc)) from None
 
 

@@ -65,7 +65,7 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
             write_csv(staging / "stitching.csv", COLUMNS, (r.as_dict() for r in rows))
             k_ref = max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
             summary = {"version": __version__, "wall_s": time.perf_counter() - t0,
-                       "encoders": {e.id: {"flops": e.flops, "latent_dim": e.cfg.latent_dim, "arch": e.cfg.arch,
+                       "encoders": {e.id: {"flops": e.flops, "latent_dim": e.latent_dim, "arch": e.cfg.arch,
                                            "test_accuracy": zoo.native_accuracy(e.id, "test")}
                                     for e in zoo.encoders.values()},
                        **summarize([r for r in rows if r.split == "test" and r.mode == "ideal" and r.bits == 32], k_ref),

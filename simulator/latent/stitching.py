@@ -65,7 +65,7 @@ def predict(zoo: Zoo, tx: str, rx: str, method: str, k: int, split: str,
     """
     z_tx = zoo.latents(tx, split)
     ridge = zoo.scenario.stitching.ridge
-    d_rx = zoo.encoders[rx].cfg.latent_dim
+    d_rx = zoo.encoders[rx].latent_dim
     if method == "absolute":
         return zoo.classify_absolute(rx, match_width(z_tx, d_rx))
     if method == "relative":

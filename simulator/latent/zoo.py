@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulator.config import EncoderConfig, Scenario
+from simulator.config import Scenario
 from simulator.data import Dataset, Splits, load_dataset, make_splits, relcomm_home
 from simulator.latent.anchors import select_anchors
 from simulator.latent.cache import ArtifactCache, cache_key, check_tensors, load_state, to_stderr
-from simulator.latent.encoders import CosineClassifier, build_encoder, count_flops
+from simulator.errors import ScenarioError
+from simulator.latent.encoders import DataInfo, Encoder, EncoderSpec
+from simulator.latent.encoders.nets import CosineClassifier
 from simulator.latent.heads import relative_head
 from simulator.latent.relative import RelativeProjector
 from simulator.latent.training import batched_apply, fit_classifier, init_weights, resolve_device
@@ -25,69 +27,125 @@ Log = Callable[[str], None]
 
 @dataclass
 class TrainedEncoder:
-    """An encoder with its absolute (cosine) head, FLOP count and the latents of every sample.
+    """An encoder with its absolute (cosine) head, FLOP counts and the latents of every sample.
 
     ``latents_train`` covers the whole official training set (train and validation splits,
-    indexed like ``Dataset.x_train``); ``latents_test`` the test set.
+    indexed like ``Dataset.x_train``); ``latents_test`` the test set. ``flops_test`` holds the
+    FLOPs of encoding each test sample (the samples the network draws tasks from); ``flops`` is
+    their mean, rounded (the same for every sample of an image family).
     """
 
-    cfg: EncoderConfig
+    cfg: EncoderSpec
     key: str
-    encoder: nn.Module
+    encoder: Encoder
     head: CosineClassifier
     flops: int
     latents_train: torch.Tensor
     latents_test: torch.Tensor
     trained_now: bool = False
+    flops_test: np.ndarray | None = None
 
     @property
     def id(self) -> str:
         return self.cfg.id
 
+    @property
+    def latent_dim(self) -> int:
+        return int(self.latents_train.shape[1])
 
-def encoder_spec(cfg: EncoderConfig, dataset: Dataset, scenario: Scenario, device: torch.device) -> dict:
-    """Everything that determines an encoder's weights (its id is only a name, so it is left out)."""
-    return {"kind": "encoder", "dataset": dataset.name, "data": dataset.fingerprint,
+
+def data_info(dataset: Dataset) -> DataInfo:
+    """What an encoder family may know of ``dataset``."""
+    modality = dataset.modality
+    shape = tuple(dataset.x_train.shape[1:]) if modality == "image" else ()
+    return DataInfo(dataset.name, modality, shape, dataset.n_classes, len(dataset.x_train), len(dataset.x_test),
+                    dataset.fingerprint)
+
+
+def encoder_spec(encoder: Encoder, cfg: EncoderSpec, dataset: Dataset, scenario: Scenario,
+                 device: torch.device) -> dict:
+    """Everything that determines an encoder's trained weights, or a frozen encoder's probe head (not its id)."""
+    spec = {"kind": "encoder", "dataset": dataset.name, "data": dataset.fingerprint,
             "validation_fraction": scenario.data.validation_fraction, "split_seed": scenario.data.split_seed,
-            "encoder": cfg.model_dump(mode="json", exclude={"id"}), "device": device.type}
+            "encoder": encoder.digest(), "device": device.type}
+    if not encoder.trained_here:  # only its probe is trained: from the spec's seed, with the heads' budget
+        spec.update(probe_seed=cfg.seed, probe_train=scenario.heads.train.model_dump(mode="json"))
+    return spec
 
 
-def train_encoder(cfg: EncoderConfig, dataset: Dataset, splits: Splits, scenario: Scenario,
+def latents_spec(encoder: Encoder, dataset: Dataset, device: torch.device) -> dict:
+    """Everything that determines a frozen encoder's latents (the split does not)."""
+    return {"kind": "latents", "dataset": dataset.name, "data": dataset.fingerprint, "encoder": encoder.digest(),
+            "device": device.type}
+
+
+def _check_modality(cfg: EncoderSpec, index: int, dataset: Dataset) -> None:
+    modality = dataset.modality
+    if modality not in cfg.modalities:
+        raise ScenarioError(f"family {cfg.arch!r} encodes {' or '.join(cfg.modalities)} samples; dataset "
+                            f"{dataset.name!r} holds {modality}", path=f"encoders[{index}].arch")
+
+
+def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: Scenario,
                   device: torch.device, cache: ArtifactCache, log: Log = to_stderr) -> TrainedEncoder:
-    """Load the encoder from the cache or train it from its own seed, then compute all latents.
+    """Build an encoder of ``cfg``'s family and give it latents for every sample, from the cache when there.
 
-    A cached encoder or latents entry that does not fit this configuration is reported by the
-    cache and rebuilt like a missing one.
+    Trained here: load the network from the cache or train it from its own seed, then compute
+    all latents. Frozen: compute (or load) its latents once, then fit its absolute cosine probe
+    on the training split. A cached entry that does not fit is reported by the cache and rebuilt
+    like a missing one.
     """
-    key = cache_key(encoder_spec(cfg, dataset, scenario, device))
-    encoder = build_encoder(cfg, dataset.image_shape)
-    head = CosineClassifier(cfg.latent_dim, dataset.n_classes)
-    model = nn.Sequential(encoder, head)
-    stored = cache.load("encoders", key, f"encoder {cfg.id}", lambda p: load_state(model, p))
-    trained_now = stored is None
-    if trained_now:
-        seeds = SeedTree(cfg.seed).child("encoder")
-        init_weights(model, seeds.child("init").torch())
-        idx = splits.train
-        if cfg.train.subset is not None and cfg.train.subset < len(idx):
-            idx = np.sort(seeds.child("subset").numpy().choice(idx, cfg.train.subset, replace=False))
-        x = torch.from_numpy(dataset.x_train[idx])
-        y = torch.from_numpy(dataset.y_train[idx])
-        replacing = " to replace its corrupt cache entry" if cache.path("encoders", key) in cache.corrupt else ""
-        log(f"training encoder {cfg.id} ({cfg.arch}, latent {cfg.latent_dim}, seed {cfg.seed}, "
-            f"{len(idx)} samples, {cfg.train.epochs} epochs){replacing}")
-        fit_classifier(model, x, y, cfg.train, seeds.child("order").torch(), device)
-        cache.save("encoders", key, {"state": {k: v.cpu() for k, v in model.state_dict().items()}})
-    model.to(device).eval()
-    shapes = {"train": ((len(dataset.x_train), cfg.latent_dim), torch.float32),
-              "test": ((len(dataset.x_test), cfg.latent_dim), torch.float32)}
-    latents = cache.load("latents", key, f"latents of encoder {cfg.id}", lambda p: check_tensors(p, shapes))
+    encoder = cfg.build(data_info(dataset))
+    key = cache_key(encoder_spec(encoder, cfg, dataset, scenario, device))
+    head = CosineClassifier(encoder.latent_dim, dataset.n_classes)
+    seeds = SeedTree(cfg.seed).child("encoder")
+    trained_now = False
+    if encoder.trained_here:
+        model = nn.Sequential(encoder.module, head)
+        stored = cache.load("encoders", key, f"encoder {cfg.id}", lambda p: load_state(model, p))
+        trained_now = stored is None
+        if trained_now:
+            init_weights(model, seeds.child("init").torch())
+            idx = splits.train
+            subset = getattr(getattr(cfg, "train", None), "subset", None)
+            if subset is not None and subset < len(idx):
+                idx = np.sort(seeds.child("subset").numpy().choice(idx, subset, replace=False))
+            x = encoder.inputs(dataset.x_train[idx])
+            y = torch.from_numpy(dataset.y_train[idx])
+            replacing = " to replace its corrupt cache entry" if cache.path("encoders", key) in cache.corrupt else ""
+            log(f"training encoder {cfg.id} ({cfg.label}, latent {encoder.latent_dim}, seed {cfg.seed}, "
+                f"{len(idx)} samples, {cfg.train.epochs} epochs){replacing}")
+            fit_classifier(model, x, y, cfg.train, seeds.child("order").torch(), device)
+            cache.save("encoders", key, {"state": {k: v.cpu() for k, v in model.state_dict().items()}})
+        model.to(device).eval()
+        latents_key = key
+    else:
+        latents_key = cache_key(latents_spec(encoder, dataset, device))
+    shapes = {"train": ((len(dataset.x_train), encoder.latent_dim), torch.float32),
+              "test": ((len(dataset.x_test), encoder.latent_dim), torch.float32)}
+    latents = cache.load("latents", latents_key, f"latents of encoder {cfg.id}", lambda p: check_tensors(p, shapes))
     if latents is None:
-        latents = {"train": batched_apply(encoder, torch.from_numpy(dataset.x_train), device),
-                   "test": batched_apply(encoder, torch.from_numpy(dataset.x_test), device)}
-        cache.save("latents", key, latents)
-    return TrainedEncoder(cfg, key, encoder, head, count_flops(encoder, dataset.image_shape),
-                          latents["train"], latents["test"], trained_now)
+        if encoder.trained_here:
+            latents = {split: batched_apply(encoder.module, encoder.inputs(getattr(dataset, f"x_{split}")), device)
+                       for split in ("train", "test")}
+        else:
+            log(f"embedding {len(dataset.x_train) + len(dataset.x_test)} samples with encoder {cfg.id} ({cfg.label})")
+            latents = {split: encoder.embed_indexed(split, getattr(dataset, f"x_{split}"), device, log).float()
+                       for split in ("train", "test")}
+            check_tensors(latents, shapes)
+        cache.save("latents", latents_key, latents)
+    if not encoder.trained_here:
+        stored = cache.load("heads", key, f"probe head of encoder {cfg.id}", lambda p: load_state(head, p))
+        if stored is None:
+            init_weights(head, seeds.child("probe").torch())
+            z = latents["train"][torch.from_numpy(splits.train)]
+            fit_classifier(head, z, torch.from_numpy(dataset.y_train[splits.train]), scenario.heads.train,
+                           seeds.child("probe-order").torch(), device)
+            cache.save("heads", key, {"state": {k: v.cpu() for k, v in head.state_dict().items()}})
+        head.to(device).eval()
+    flops_test = encoder.flops(dataset.x_test)
+    return TrainedEncoder(cfg, key, encoder, head, int(round(float(flops_test.mean()))) if len(flops_test) else 0,
+                          latents["train"], latents["test"], trained_now, flops_test)
 
 
 @dataclass
@@ -118,9 +176,14 @@ class Zoo:
         splits = make_splits(dataset, scenario.data.validation_fraction,
                              SeedTree(scenario.data.split_seed).child("data"))
         cache = cache or ArtifactCache(relcomm_home() / "cache")
+        for i, cfg in enumerate(scenario.encoders):
+            _check_modality(cfg, i, dataset)
         encoders = {cfg.id: train_encoder(cfg, dataset, splits, scenario, device, cache, log)
                     for cfg in scenario.encoders}
         a = scenario.anchors
+        if dataset.modality != "image" and a.strategy in ("kmeans", "farthest"):
+            raise ScenarioError(f"{a.strategy!r} works in the input space all agents share, which only images have; "
+                                "for text use 'random' or 'stratified'", path="anchors.strategy")
         anchors = select_anchors(a.strategy, a.count, splits.train, dataset.x_train, dataset.y_train,
                                  SeedTree(a.seed).child("anchors"))
         return cls(scenario, dataset, splits, anchors, encoders, device, cache, log)

@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Sequence
 
-from simulator.latent.encoders import count_flops
+import torch
+
+from simulator.latent.encoders.nets import count_flops
 from simulator.latent.heads import relative_head
 
-# SubspaceNorm (mean, variance, subtract, divide, and the std's root per block) is not counted by
-# count_flops, which only knows Linear, Conv2d, ReLU and pooling; about 5 FLOPs per entry.
+# SubspaceNorm (mean, variance, subtract, divide, and the std's root per block) is elementwise,
+# which count_flops does not count; about 5 FLOPs per entry.
 _NORM_FLOPS_PER_ENTRY = 5
 
 
@@ -86,11 +88,12 @@ def projection_flops(latent_dim: int, k: int, similarities: Sequence[str], cente
 def head_flops(k: int, n_spaces: int, hidden: int, n_classes: int) -> int:
     """FLOPs of one receiver head decision on a relative vector of width ``K · n_spaces``.
 
-    Counted from the real head module (:func:`simulator.latent.encoders.count_flops`), plus
-    about 5 FLOPs per entry for its parameter-free sub-space normalization.
+    Counted from the real head module (:func:`simulator.latent.encoders.nets.count_flops`: its
+    matrix products), plus about 5 FLOPs per entry for its parameter-free sub-space normalization.
     """
     width = k * n_spaces
-    return count_flops(relative_head(k, n_spaces, hidden, n_classes), (width,)) + _NORM_FLOPS_PER_ENTRY * width
+    return count_flops(relative_head(k, n_spaces, hidden, n_classes), torch.zeros(1, width)) \
+        + _NORM_FLOPS_PER_ENTRY * width
 
 
 @dataclass

@@ -174,7 +174,7 @@ def test_head_that_does_not_fit_is_rebuilt_not_raised(home, pristine, capsys, pa
 def test_encoder_that_does_not_fit_is_retrained(home, pristine, capsys):
     path = _entry(home, "encoders")
     fresh = pristine[1].encoders["mlp-1"]
-    state = torch.nn.Sequential(fresh.encoder, fresh.head).state_dict()
+    state = torch.nn.Sequential(fresh.encoder.module, fresh.head).state_dict()
     _rewrite(path, {"state": {**state, "0.net.3.weight": state["0.net.3.weight"][:8]}})
     messages = []
     capsys.readouterr()
@@ -184,7 +184,7 @@ def test_encoder_that_does_not_fit_is_retrained(home, pristine, capsys):
     assert err == [NOTICE.format(what="encoder mlp-1", path=path, reason=reason)]
     enc = zoo.encoders["mlp-1"]
     assert enc.trained_now and any("to replace its corrupt cache entry" in m for m in messages)
-    _assert_same_state(enc.encoder, fresh.encoder)
+    _assert_same_state(enc.encoder.module, fresh.encoder.module)
     assert torch.equal(enc.latents_test, fresh.latents_test)
 
 
