@@ -86,7 +86,12 @@ class Transmitter:
     bandwidth_hz : float
         This link's share of the receiver's band.
     tx_cycles : dict
-        ``(encoder id, K) → W_tx`` cycles (encoder forward + projection, ``/β``).
+        ``(encoder id, K) → W_tx`` cycles (encoder forward + projection, ``/β``), with the
+        encoder's mean FLOPs per sample: what the controller plans with.
+    sample_cycles : dict
+        ``encoder id → (n_test,)`` cycles each test sample's encoding costs beyond the mean
+        (text: longer texts cost more), or ``None`` where every sample costs the same. A task
+        is charged ``tx_cycles[(encoder, K)] + sample_cycles[encoder][sample]``.
     off, outage : IntervalSet
         Device-off and link-outage fault intervals.
     generator : numpy.random.Generator
@@ -94,7 +99,8 @@ class Transmitter:
     """
 
     def __init__(self, world: "World", index: int, cfg, receiver: "Receiver", bandwidth_hz: float,
-                 tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator):
+                 tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator,
+                 sample_cycles: dict | None = None):
         self.world = world
         self.env: simpy.Environment = world.env
         self.index = index
@@ -103,6 +109,7 @@ class Transmitter:
         self.receiver = receiver
         self.bandwidth_hz = float(bandwidth_hz)
         self.tx_cycles = tx_cycles
+        self.sample_cycles = sample_cycles or {}
         self.off = off
         self.outage = outage
         self.has_faults = bool(off) or bool(outage)
@@ -177,6 +184,9 @@ class Transmitter:
             task.encoder, task.anchors, task.bits = state.encoder[i], state.anchors[i], state.bits[i]
             f = task.cpu_hz = state.cpu_hz[i]
             work = self.tx_cycles[(task.encoder, task.anchors)]
+            extra = self.sample_cycles.get(task.encoder)
+            if extra is not None:
+                work += float(extra[task.sample])
             now = env.now
             duration = work / f
             cut, back = self.off.next_interval(now) if self.off else (INF, INF)

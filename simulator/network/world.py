@@ -99,6 +99,14 @@ class RunCounts:
     pending: int
 
 
+def _sample_cycles(encoder, flops_per_cycle: float) -> np.ndarray | None:
+    """Cycles each test sample costs beyond the encoder's mean (None when all cost the same)."""
+    per_sample = encoder.flops_test
+    if per_sample is None or len(per_sample) == 0 or (per_sample == per_sample[0]).all():
+        return None
+    return (per_sample.astype(np.float64) - encoder.flops) / flops_per_cycle
+
+
 class World:
     """A network scenario ready to run: ``World(scenario, zoo).run(folder)``.
 
@@ -164,7 +172,8 @@ class World:
 
             self.transmitters.append(Transmitter(
                 self, i, tcfg, self.receivers[self.receiver_of[i]], self.links.bandwidth_hz[i], _Table(tx_work),
-                self.faults.device_off[i], self.faults.link_outage[i], seeds.child("packets", tcfg.id).numpy()))
+                self.faults.device_off[i], self.faults.link_outage[i], seeds.child("packets", tcfg.id).numpy(),
+                sample_cycles={e: _sample_cycles(zoo.encoders[e], beta) for e in tcfg.encoders}))
         self._payload = _Table(lambda key: key[0] * self.n_spaces * key[1] + self.header_bits)
 
         enc_index = {e: n for n, e in enumerate(self.encoder_ids)}

@@ -53,3 +53,32 @@ def test_ledger():
     a = EnergyLedger(tx_j=1.0, cpu_j=2.0)
     a.add(EnergyLedger(server_j=3.0, idle_j=4.0))
     assert a.total_j == 10.0 and a.as_dict()["energy_j"] == 10.0
+
+
+def test_each_task_is_charged_the_flops_of_its_own_sample(tiny_zoo, scenario_of, tmp_path):
+    """Text samples differ in length: a task pays its own sample's encoding, the controller plans with the mean."""
+    import csv
+    import dataclasses
+
+    import numpy as np
+
+    from simulator.experiment.runner import run_scenario
+    from simulator.network.energy import projection_flops
+
+    enc = tiny_zoo.encoders["mlp-1"]
+    n = len(enc.latents_test)
+    per_sample = enc.flops + (np.arange(n, dtype=np.int64) % 7 - 3) * (enc.flops // 10)  # about the same mean
+    zoo = dataclasses.replace(tiny_zoo, encoders={**tiny_zoo.encoders,
+                                                  "mlp-1": dataclasses.replace(enc, flops_test=per_sample)})
+    sc = scenario_of(simulation={"slots": 60})
+    run_scenario(sc, tmp_path / "run", zoo=zoo)
+    tx = sc.transmitters[0]
+    with open(tmp_path / "run" / "tasks.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["status"] == "delivered" and r["retries"] == "0"]
+    assert len({int(r["sample"]) % 7 for r in rows}) > 1
+    proj = projection_flops(enc.latent_dim, 32, sc.relative.similarity, sc.relative.center)
+    for r in rows:
+        f = float(r["cpu_hz"])
+        work = (enc.flops + proj) / tx.cpu.flops_per_cycle \
+            + (per_sample[int(r["sample"])] - enc.flops) / tx.cpu.flops_per_cycle
+        assert float(r["energy_cpu_j"]) == pytest.approx(tx.cpu.kappa * f**2 * work, rel=1e-12)
