@@ -126,6 +126,8 @@ class StitchConfig(_Strict):
                                         "runs over the SNR grid (one curve and one Ĝ slice each)")
     curve_anchors: int | None = Field(None, description="K of the bits and SNR curves "
                                       "(default: the largest anchor count ≤ 256)")
+    retrieval_candidates: int = Field(1000, ge=2, le=1_000_000, description="test samples of the retrieval "
+                                      "measure (retrieval.csv): the first N in dataset order, capped at the test size")
 
     @field_validator("bits", "noisy_bits")
     @classmethod

@@ -179,6 +179,51 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     return save_figure(fig, Path(out_dir) / "accuracy_vs_snr.png")
 
 
+def retrieval_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
+    """Retrieval top-1 (and MRR) of every tx → rx pair, one panel per method, at the largest K in the file."""
+    rows = [r for r in read_csv(csv_path) if r["split"] == split]
+    if not rows:  # e.g. only `absolute` asked for, between latent spaces of different widths
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no pair could be compared (retrieval.csv is empty)", ha="center", va="center")
+        return save_figure(fig, Path(out_dir) / "retrieval.png")
+    ids = list(dict.fromkeys([r["tx"] for r in rows] + [r["rx"] for r in rows]))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    k_max = max(int(r["anchors"]) for r in rows)
+    n = int(rows[0]["candidates"])
+    ncols = min(3, len(methods))
+    nrows = int(np.ceil(len(methods) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.0 * nrows), squeeze=False,
+                             gridspec_kw={"wspace": 0.35, "hspace": 0.45})
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    for ax, method in zip(axes.flat, methods):
+        top1, mrr = np.full((len(ids), len(ids)), np.nan), np.full((len(ids), len(ids)), np.nan)
+        for r in rows:
+            if r["method"] == method and int(r["anchors"]) in (0, k_max):
+                i, j = ids.index(r["tx"]), ids.index(r["rx"])
+                top1[i, j], mrr[i, j] = float(r["top1"]), float(r["mrr"])
+        im = ax.imshow(top1, vmin=0.0, vmax=1.0, cmap=cmap)
+        for i in range(len(ids)):
+            for j in range(len(ids)):
+                text = "n/a" if np.isnan(top1[i, j]) else f"{top1[i, j]:.2f}\n({mrr[i, j]:.2f})"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if top1[i, j] < 0.6 else "black")
+        ax.set_xticks(range(len(ids)), ids, rotation=35, ha="right", fontsize=8)
+        ax.set_yticks(range(len(ids)), ids, fontsize=8)
+        ax.set_xlabel("receiver encoder")
+        if ax in axes[:, 0]:
+            ax.set_ylabel("transmitter encoder")
+        title = METHOD_LABELS.get(method, method)
+        ax.set_title(title if method == "absolute" else f"{title}, K = {k_max}", fontsize=10)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.8, label=f"top-1 retrieval ({split} split)")
+    na = "; n/a: latent widths differ" if "absolute" in methods else ""
+    fig.suptitle(f"Retrieval of each sample among {n} candidates by cosine similarity, transmitter → receiver\n"
+                 f"top-1 (MRR in brackets); chance: top-1 = {1 / n:.3f}{na}", fontsize=11)
+    return save_figure(fig, Path(out_dir) / "retrieval.png")
+
+
 # --------------------------------------------------------------------------- run time series
 
 VIRTUAL_QUEUE_PREFIX = "vq_"
@@ -821,12 +866,15 @@ def results_kind(folder: Path) -> str:
 
 
 def stitching_plots(folder: Path, out_dir: Path | None = None) -> list[Path]:
-    """The four stitching figures of a ``relcomm stitch`` folder (heatmap; accuracy vs K, bits, SNR)."""
+    """The figures of a ``relcomm stitch`` folder: heatmap; accuracy vs K, bits, SNR; retrieval (if its CSV is there)."""
     folder = Path(folder)
     out_dir = Path(out_dir) if out_dir is not None else folder / "plots"
     csv_path = folder / "stitching.csv"
-    return [fn(csv_path, out_dir) for fn in (stitching_heatmaps, accuracy_vs_anchors, accuracy_vs_bits,
-                                              accuracy_vs_snr)]
+    pngs = [fn(csv_path, out_dir) for fn in (stitching_heatmaps, accuracy_vs_anchors, accuracy_vs_bits,
+                                             accuracy_vs_snr)]
+    if (folder / "retrieval.csv").is_file():  # folders written before retrieval existed lack it
+        pngs.append(retrieval_heatmaps(folder / "retrieval.csv", out_dir))
+    return pngs
 
 
 def plot_folder(folder: Path, out_dir: Path | None = None) -> list[Path]:

@@ -11,6 +11,7 @@ from simulator import __version__, plots
 from simulator.config import Scenario, scenario_to_dict
 from simulator.folders import claim
 from simulator.experiment.calibration import calibration_rows, condition_rows, conditions
+from simulator.latent import retrieval
 from simulator.latent.stitching import COLUMNS, StitchRow, stitching_rows
 from simulator.latent.zoo import Zoo
 from simulator.results import write_csv, write_json, write_yaml
@@ -45,9 +46,9 @@ def summarize(rows: list[StitchRow], k_ref: int = 256) -> dict:
 def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) -> dict:
     """Build the zoo, measure the matrix on the test split (and Ĝ on validation), write everything.
 
-    Writes ``stitching.csv`` (DESIGN §4 columns), ``stitch_summary.json``, ``scenario.yaml``
-    and ``plots/stitching_heatmap.png``, ``plots/accuracy_vs_anchors.png`` into ``out_dir``;
-    the folder appears only when complete.
+    Writes ``stitching.csv`` (DESIGN §4 columns), ``retrieval.csv`` (:mod:`simulator.latent.retrieval`),
+    ``stitch_summary.json``, ``scenario.yaml`` and the plots of :func:`simulator.plots.stitching_plots`
+    into ``out_dir``; the folder appears only when complete.
     """
     with claim(out_dir, "stitch") as target:  # checked and locked before any work
         t0 = time.perf_counter()
@@ -61,8 +62,12 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
         rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
         if st.calibrate:
             rows += calibration_rows(zoo, log)
+        n_candidates = min(st.retrieval_candidates, len(zoo.dataset.x_test))
+        log(f"retrieval among {n_candidates} test samples")
+        retrieved = retrieval.retrieval_rows(zoo, st.methods, st.anchors, n_candidates)
         with target.staging() as staging:
             write_csv(staging / "stitching.csv", COLUMNS, (r.as_dict() for r in rows))
+            write_csv(staging / "retrieval.csv", retrieval.COLUMNS, (r.as_dict() for r in retrieved))
             k_ref = max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
             summary = {"version": __version__, "wall_s": time.perf_counter() - t0,
                        "encoders": {e.id: {"flops": e.flops, "latent_dim": e.latent_dim, "arch": e.cfg.arch,
@@ -73,8 +78,5 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
                        "smallest_bits_within_1pt": smallest_bits([r for r in rows if r.split == "test"])}
             write_json(staging / "stitch_summary.json", summary)
             write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
-            plots.stitching_heatmaps(staging / "stitching.csv", staging / "plots")
-            plots.accuracy_vs_anchors(staging / "stitching.csv", staging / "plots")
-            plots.accuracy_vs_bits(staging / "stitching.csv", staging / "plots")
-            plots.accuracy_vs_snr(staging / "stitching.csv", staging / "plots")
+            plots.stitching_plots(staging)
     return summary

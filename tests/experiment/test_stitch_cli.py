@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from simulator.cli import main
+from simulator.latent import retrieval
 from simulator.latent.stitching import COLUMNS
 
 
@@ -35,7 +36,7 @@ def test_stitch_writes_the_contract(tmp_path, tiny_file, tiny_zoo, capsys):
     summary = json.loads((out / "stitch_summary.json").read_text())
     assert set(summary["smallest_bits_within_1pt"]) == {f"{a}->{b}" for a in ("mlp-1", "mlp-2", "cnn-1")
                                                         for b in ("mlp-1", "mlp-2", "cnn-1")}
-    for png in ("stitching_heatmap", "accuracy_vs_anchors", "accuracy_vs_bits", "accuracy_vs_snr"):
+    for png in ("stitching_heatmap", "accuracy_vs_anchors", "accuracy_vs_bits", "accuracy_vs_snr", "retrieval"):
         assert (out / "plots" / f"{png}.png").stat().st_size > 10_000
     assert yaml.safe_load((out / "scenario.yaml").read_text())["seed"] == 0
     # 1 bit per entry loses accuracy, float32 loses none: the quantizer is really in the path.
@@ -45,11 +46,31 @@ def test_stitch_writes_the_contract(tmp_path, tiny_file, tiny_zoo, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+def test_stitch_writes_retrieval(tmp_path, tiny_file, tiny_zoo):
+    out = tmp_path / "out"
+    assert main(["stitch", str(tiny_file), "--out", str(out), "--quiet", "--set",
+                 "stitching.retrieval_candidates=150"]) == 0
+    with open(out / "retrieval.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0].keys()) == retrieval.COLUMNS
+    # absolute only where widths agree (mlp-1, mlp-2: 16; cnn-1: 24): 4 + 1 pairs; 4 methods × 3 K × 9 pairs
+    assert len(rows) == 5 + 9 * 4 * 3
+    assert {r["method"] for r in rows} == {"absolute", "relative", "procrustes", "affine", "inverse-relative"}
+    assert {r["candidates"] for r in rows} == {"150"} and {r["split"] for r in rows} == {"test"}
+    score = {(r["tx"], r["rx"], r["method"], int(r["anchors"])): (float(r["top1"]), float(r["mrr"])) for r in rows}
+    assert score[("mlp-1", "mlp-1", "relative", 64)][0] > 0.95  # its own space: (near-)duplicate digits aside
+    # independently trained encoders: anchors align them far above chance (1/150), raw latents do not
+    assert score[("mlp-1", "mlp-2", "relative", 64)][1] > 5 * score[("mlp-1", "mlp-2", "absolute", 0)][1]
+    assert score[("mlp-1", "cnn-1", "relative", 64)][0] > 10 / 150
+    assert (out / "plots" / "retrieval.png").stat().st_size > 10_000
+
+
 def test_rerun_is_identical(tmp_path, tiny_file, tiny_zoo):
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(["stitch", str(tiny_file), "--out", str(a), "--quiet"]) == 0
     assert main(["stitch", str(tiny_file), "--out", str(b), "--quiet"]) == 0
     assert (a / "stitching.csv").read_bytes() == (b / "stitching.csv").read_bytes()
+    assert (a / "retrieval.csv").read_bytes() == (b / "retrieval.csv").read_bytes()
 
 
 @pytest.mark.parametrize("text", [
