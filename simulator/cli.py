@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -276,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ScenarioError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -284,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if debug:
-            raise
+            traceback.print_exc()
+            return 1
         print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
         return 1
