@@ -133,6 +133,8 @@ def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: 
             latents = {split: encoder.embed_indexed(split, getattr(dataset, f"x_{split}"), device, log).float()
                        for split in ("train", "test")}
             check_tensors(latents, shapes)
+            # counting a pretrained model's FLOPs loads it: kept beside its latents
+            latents["flops_test"] = torch.from_numpy(encoder.flops(dataset.x_test))
         cache.save("latents", latents_key, latents)
     if not encoder.trained_here:
         stored = cache.load("heads", key, f"probe head of encoder {cfg.id}", lambda p: load_state(head, p))
@@ -143,7 +145,11 @@ def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: 
                            seeds.child("probe-order").torch(), device)
             cache.save("heads", key, {"state": {k: v.cpu() for k, v in head.state_dict().items()}})
         head.to(device).eval()
-    flops_test = encoder.flops(dataset.x_test)
+    stored_flops = latents.get("flops_test")
+    if isinstance(stored_flops, torch.Tensor) and stored_flops.shape == (len(dataset.x_test),):
+        flops_test = stored_flops.numpy().astype(np.int64)
+    else:
+        flops_test = encoder.flops(dataset.x_test)
     return TrainedEncoder(cfg, key, encoder, head, int(round(float(flops_test.mean()))) if len(flops_test) else 0,
                           latents["train"], latents["test"], trained_now, flops_test)
 

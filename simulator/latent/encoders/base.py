@@ -17,7 +17,8 @@ Two kinds of encoder:
 
 Compute cost: :meth:`Encoder.flops` gives the FLOPs of encoding each sample (they differ per
 sample for text). Convention everywhere: FLOPs of matrix products, convolutions and attention,
-2 per multiply-accumulate, as ``torch.utils.flop_counter.FlopCounterMode`` counts them;
+2 per multiply-accumulate, as ``torch.utils.flop_counter.FlopCounterMode`` counts them (attention
+on PyTorch's math kernel: the fused CPU kernel has no FLOP formula and would count as zero);
 elementwise work (biases, activations, norms, softmax, pooling) is not counted (0.15 % of the
 MLP's and 1.4 % of the CNN's total, measured when this convention was adopted).
 """
