@@ -30,6 +30,9 @@ class DataConfig(_Strict):
     validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     split_seed: int = Field(0, ge=0, description="seed of the train/validation split (kept apart from "
                             "the scenario seed so that seed replicates share trained encoders)")
+    max_train: PositiveInt | None = Field(None, description="keep only the first samples of the official "
+                                          "training set (quick studies with large pretrained models)")
+    max_test: PositiveInt | None = Field(None, description="keep only the first samples of the test set")
 
 
 class AnchorConfig(_Strict):

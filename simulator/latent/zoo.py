@@ -178,7 +178,7 @@ class Zoo:
         by default), whatever ``log`` does with progress.
         """
         device = resolve_device(scenario.device)
-        dataset = load_dataset(scenario.data.dataset)
+        dataset = load_dataset(scenario.data.dataset, scenario.data.max_train, scenario.data.max_test)
         splits = make_splits(dataset, scenario.data.validation_fraction,
                              SeedTree(scenario.data.split_seed).child("data"))
         cache = cache or ArtifactCache(relcomm_home() / "cache")

@@ -78,3 +78,13 @@ def test_splits_deterministic_disjoint_complete():
     assert len(a.train) + len(a.validation) == len(d.x_train)
     assert abs(len(a.validation) - 0.2 * len(d.x_train)) <= 1
     assert np.array_equal(a.test, np.arange(len(d.x_test)))
+
+
+def test_a_dataset_can_be_cut_to_its_first_samples():
+    from simulator.data import load_dataset
+
+    full, cut = load_dataset("digits"), load_dataset("digits", max_train=100, max_test=30)
+    assert (len(cut.x_train), len(cut.y_train), len(cut.x_test), len(cut.y_test)) == (100, 100, 30, 30)
+    assert (cut.x_train == full.x_train[:100]).all() and (cut.y_test == full.y_test[:30]).all()
+    assert cut.fingerprint != full.fingerprint  # what is kept decides the cache keys
+    assert load_dataset("digits", max_train=10**9).fingerprint == full.fingerprint
