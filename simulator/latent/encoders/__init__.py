@@ -8,6 +8,7 @@ Adding a family is one module here (its config model, subclassing
 from simulator.latent.encoders import cnn, embeddings, mlp, word_bag  # noqa: F401  (registration)
 from simulator.latent.encoders import sentence_transformer  # noqa: F401  (registration)
 from simulator.latent.encoders import e5_small  # noqa: F401  (registration)
+from simulator.latent.encoders import efficientnet_lite0  # noqa: F401  (registration)
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec
 from simulator.latent.encoders.registry import FAMILIES, register, spec_union
 
