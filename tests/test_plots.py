@@ -121,12 +121,12 @@ def test_plot_redraws_a_stitch_folder(tmp_path, tiny_dict, tiny_zoo, capsys):
                               "bits": [2, 8, 32], "snr_db": [0.0, 20.0], "noisy_bits": [8], "calibrate": False}
     out = tmp_path / "stitch"
     run_stitch(parse_scenario(tiny_dict), out, lambda _m: None)
-    names = ["accuracy_vs_anchors", "accuracy_vs_bits", "accuracy_vs_snr", "stitching_heatmap"]
+    names = ["accuracy_vs_anchors", "accuracy_vs_bits", "accuracy_vs_snr", "retrieval", "stitching_heatmap"]
     assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{n}.{e}" for n in names for e in ("pdf", "png"))
     for p in (out / "plots").iterdir():
         p.unlink()
     assert main(["plot", str(out)]) == 0
-    assert "wrote 4 plots" in capsys.readouterr().out
+    assert "wrote 5 plots" in capsys.readouterr().out
     for n in names:
         assert (out / "plots" / f"{n}.png").read_bytes()[:8] == PNG_MAGIC
         assert (out / "plots" / f"{n}.pdf").read_bytes()[:5] == b"%PDF-"

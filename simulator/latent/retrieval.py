@@ -22,7 +22,7 @@ from typing import Iterable
 import torch
 from torch.nn import functional as F
 
-from simulator.latent.translation import Affine, InverseRelative, Procrustes
+from simulator.latent.stitching import anchor_map, inverse_relative
 from simulator.latent.zoo import Zoo
 
 COLUMNS = ("tx", "rx", "method", "anchors", "candidates", "top1", "top5", "mrr", "split")
@@ -111,14 +111,9 @@ def _pair_vectors(zoo: Zoo, tx: str, rx: str, method: str, k: int, z: dict[str, 
     if method == "relative":
         return zoo.projector(tx, k)(z[tx]), zoo.projector(rx, k)(z[rx])
     if method in ("procrustes", "affine"):
-        a_tx, a_rx = zoo.anchor_latents(tx, k), zoo.anchor_latents(rx, k)
-        mapping = Procrustes.fit(a_tx, a_rx) if method == "procrustes" else \
-            Affine.fit(a_tx, a_rx, zoo.scenario.stitching.ridge)
-        return mapping(z[tx]), z[rx]
+        return anchor_map(zoo, tx, rx, method, k)(z[tx]), z[rx]
     if method == "inverse-relative":
-        proj = zoo.projector(rx, k)
-        inverse = InverseRelative.fit(proj.unit_anchors, proj.mean, proj.anchors, zoo.scenario.stitching.ridge)
-        return inverse(zoo.projector(tx, k)(z[tx])), z[rx]
+        return inverse_relative(zoo, rx, k)(zoo.projector(tx, k)(z[tx])), z[rx]
     raise ValueError(f"unknown method {method!r}")
 
 

@@ -64,23 +64,32 @@ def predict(zoo: Zoo, tx: str, rx: str, method: str, k: int, split: str,
     methods that transmit a relative representation (``relative``, ``inverse-relative``).
     """
     z_tx = zoo.latents(tx, split)
-    ridge = zoo.scenario.stitching.ridge
     d_rx = zoo.encoders[rx].latent_dim
     if method == "absolute":
         return zoo.classify_absolute(rx, match_width(z_tx, d_rx))
     if method == "relative":
         return zoo.classify_relative(rx, k, received_relative(zoo, tx, k, split, channel))
     if method in ("procrustes", "affine"):
-        a_tx, a_rx = zoo.anchor_latents(tx, k), zoo.anchor_latents(rx, k)
-        mapping = Procrustes.fit(a_tx, a_rx) if method == "procrustes" else Affine.fit(a_tx, a_rx, ridge)
-        return zoo.classify_absolute(rx, mapping(z_tx))
+        return zoo.classify_absolute(rx, anchor_map(zoo, tx, rx, method, k)(z_tx))
     if method == "inverse-relative":
-        if zoo.scenario.relative.similarity != ("cosine",):
-            raise ValueError("inverse-relative needs the cosine similarity alone")
-        proj = zoo.projector(rx, k)
-        inverse = InverseRelative.fit(proj.unit_anchors, proj.mean, proj.anchors, ridge)
-        return zoo.classify_absolute(rx, inverse(received_relative(zoo, tx, k, split, channel)))
+        return zoo.classify_absolute(rx, inverse_relative(zoo, rx, k)(received_relative(zoo, tx, k, split, channel)))
     raise ValueError(f"unknown method {method!r}")
+
+
+def anchor_map(zoo: Zoo, tx: str, rx: str, method: str, k: int) -> Procrustes | Affine:
+    """The map from tx's latent space into rx's that ``procrustes`` or ``affine`` fits on the first k anchors."""
+    a_tx, a_rx = zoo.anchor_latents(tx, k), zoo.anchor_latents(rx, k)
+    if method == "procrustes":
+        return Procrustes.fit(a_tx, a_rx)
+    return Affine.fit(a_tx, a_rx, zoo.scenario.stitching.ridge)
+
+
+def inverse_relative(zoo: Zoo, rx: str, k: int) -> InverseRelative:
+    """rx's map from a (cosine) relative representation on k anchors back into its own latent space."""
+    if zoo.scenario.relative.similarity != ("cosine",):
+        raise ValueError("inverse-relative needs the cosine similarity alone")
+    proj = zoo.projector(rx, k)
+    return InverseRelative.fit(proj.unit_anchors, proj.mean, proj.anchors, zoo.scenario.stitching.ridge)
 
 
 def stitching_rows(zoo: Zoo, split: str, methods: Iterable[str], anchors: Iterable[int],
