@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from simulator.errors import DataError
 from simulator.latent.encoders import FAMILIES, DataInfo, EncoderConfig
+from simulator.latent.encoders import pretrained
 from simulator.latent.encoders import sentence_transformer as st_family
 
 pytest.importorskip("sentence_transformers", reason="the models extra is not installed (make setup installs it)")
@@ -85,7 +86,7 @@ def test_minilm_digest_is_stable_and_model_files_are_hashed_once(minilm, monkeyp
     def no_rehash(path):
         raise AssertionError(f"{path} hashed again")
 
-    monkeypatch.setattr(st_family, "_sha256_file", no_rehash)
+    monkeypatch.setattr(pretrained, "_sha256_file", no_rehash)
     again = spec(id="other-id", arch="sentence-transformer", batch_size=7).build(TEXT)
     assert again.digest() == digest  # remembered by path, size and mtime; id and batch size do not count
     assert spec(id="n", arch="sentence-transformer", normalize=False).build(TEXT).digest() != digest

