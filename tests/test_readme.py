@@ -58,8 +58,10 @@ def tiny_equivalent(data: dict) -> dict:
     tiny = copy.deepcopy(TINY_SECTIONS)
     encoders = []
     for enc in data["encoders"]:
-        same_arch = [t for t in tiny["encoders"] if t["arch"] == enc["arch"]]
-        # The tiny encoder of the same architecture and seed when there is one: trained once per session.
+        # The tiny encoder of the same architecture and seed when there is one (trained once per
+        # session); a family with no tiny image counterpart (text, pretrained) becomes a tiny MLP.
+        same_arch = [t for t in tiny["encoders"] if t["arch"] == enc["arch"]] or \
+            [t for t in tiny["encoders"] if t["arch"] == "mlp"]
         pick = next((t for t in same_arch if t["seed"] == enc.get("seed", 0)), same_arch[0])
         encoders.append({**pick, "id": enc["id"]})
     out = {**data, "data": tiny["data"], "encoders": encoders, "anchors": tiny["anchors"], "heads": tiny["heads"],
