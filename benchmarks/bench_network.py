@@ -78,7 +78,7 @@ def _floor(zoo: Zoo, tasks_csv: Path, repeats: int) -> tuple[float, int]:
     def one_pass() -> None:
         latents = {}
         for enc, samples in idx.items():
-            model = zoo.encoders[enc].encoder
+            model = zoo.encoders[enc].encoder.module  # the image families trained here
             latents[enc] = torch.cat([model(images[samples[i:i + 8192]]) for i in range(0, len(samples), 8192)])
         for (enc, rx, k), r in rows.items():
             rel = zoo.projector(enc, k)(latents[enc][r])
