@@ -98,6 +98,23 @@ def test_a_read_only_parent_is_refused(tmp_path):
         (tmp_path / "ro").chmod(0o755)
 
 
+def test_an_unwritable_parent_is_refused_even_for_root(tmp_path, monkeypatch):
+    """Root bypasses permission bits, not a read-only mount: what access(2) denies is refused before work."""
+    import simulator.folders as folders
+
+    (tmp_path / "mounted").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(folders.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "mounted")
+                        else real_access(p, mode))
+    with pytest.raises(ScenarioError, match="cannot write into .*mounted .permission denied or read-only."):
+        check_target(tmp_path / "mounted" / "new" / "out", "--out")
+    mark(tmp_path / "mounted" / "res", "run")
+    monkeypatch.setattr(folders.os, "access", lambda p, mode: False if str(p).endswith("res") else real_access(p, mode))
+    with pytest.raises(ScenarioError, match="is not writable"):
+        check_target(tmp_path / "mounted" / "res")
+    assert sorted(p.name for p in (tmp_path / "mounted").iterdir()) == ["res"]
+
+
 def test_staging_replaces_a_marked_folder_and_publishes_only_on_success(tmp_path):
     target = tmp_path / "res"
     with claim(target, "run") as c, c.staging() as staging:
