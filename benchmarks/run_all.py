@@ -27,7 +27,7 @@ from common import markdown_table  # noqa: E402
 
 from simulator.results import atomic_write_bytes  # noqa: E402
 
-SUITES = ("bench_latent", "bench_channel", "bench_control", "bench_network", "bench_sweep")
+SUITES = ("bench_latent", "bench_channel", "bench_control", "bench_network", "bench_sweep", "bench_encoders")
 
 
 def main() -> None:
