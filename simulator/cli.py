@@ -245,8 +245,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                             "stitching.csv (relcomm stitch), sweep_summary.csv (relcomm sweep) or tradeoff.csv",
                             path=str(folder))
     out = args.out or folder / "plots"
-    check_target(out, "--out" if args.out else None, inside_results=True)
-    with claim(out, "plots", inside_results=True) as target:
+    with claim(out, "plots", field="--out" if args.out else None, inside_results=True) as target:
         written = plots.plot_folder(folder, target.in_place())
     where = written[0].parent if written else folder
     print(f"wrote {len(written)} plot{'s' * (len(written) != 1)} to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")

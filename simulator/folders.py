@@ -130,8 +130,16 @@ def check_target(path: Path | str, field: str | None = None, *, inside_results: 
     return path
 
 
+_LOCK_TAG = b"relcomm lock"
+"""First bytes of a lock file relcomm wrote: only such a file (or an empty one) is used and removed."""
+
+
 class _FolderLock:
-    """An exclusive ``flock`` on ``.<name>.lock`` beside a folder; the file is removed on release."""
+    """An exclusive ``flock`` on ``.<name>.lock`` beside a folder; the file is removed on release.
+
+    A file of that name that relcomm did not write (not empty, not starting with
+    :data:`_LOCK_TAG`) is the user's: it is neither written nor removed, and the claim is refused.
+    """
 
     def __init__(self, folder: Path):
         self.path = folder.parent / f".{folder.name}.lock"
@@ -140,7 +148,12 @@ class _FolderLock:
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as exc:  # a folder, a link or an unwritable file of that name: not ours
+                raise ScenarioError(f"cannot use {self.path.name} beside it as relcomm's lock "
+                                    f"({exc.strerror or exc}); move it away or choose another folder",
+                                    path=str(self.folder)) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -155,8 +168,13 @@ class _FolderLock:
             except FileNotFoundError:
                 same = False
             if same:
+                held = os.pread(fd, len(_LOCK_TAG), 0)
+                if held and not held.startswith(_LOCK_TAG):
+                    os.close(fd)
+                    raise ScenarioError(f"{self.path.name} beside it is a file relcomm did not make; move it away "
+                                        "or choose another folder", path=str(self.folder))
                 os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                os.write(fd, _LOCK_TAG + f" pid {os.getpid()}\n".encode())
                 self.fd = fd
                 return
             os.close(fd)
@@ -245,7 +263,7 @@ class Claim:
 
 
 @contextmanager
-def claim(path: Path | str, kind: str, *, inside_results: bool = False) -> Iterator[Claim]:
+def claim(path: Path | str, kind: str, *, field: str | None = None, inside_results: bool = False) -> Iterator[Claim]:
     """Check ``path`` (:func:`check_target`), lock it for the block, and remove dead runs' leftovers.
 
     Parameters
@@ -255,15 +273,17 @@ def claim(path: Path | str, kind: str, *, inside_results: bool = False) -> Itera
     kind : str
         What the folder holds (``run``, ``stitch``, ``sweep``, ``tradeoff``, ``plots``): written
         into the marker.
+    field : str, optional
+        What named the path, for the error (see :func:`check_target`).
     inside_results : bool
         See :func:`check_target`.
     """
-    path = check_target(path, inside_results=inside_results)
+    path = check_target(path, field, inside_results=inside_results)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = _FolderLock(path)
     lock.acquire()
     try:
-        check_target(path, inside_results=inside_results)  # again, now that no other relcomm writes it
+        check_target(path, field, inside_results=inside_results)  # again, now that no other relcomm writes it
         remove_leftovers(path.parent, path.name)
         yield Claim(path, kind)
     finally:

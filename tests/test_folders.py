@@ -165,6 +165,21 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("make", [
+    lambda p: p.write_text("my notes on the lock-in amplifier\n"),
+    lambda p: p.mkdir(),
+    lambda p: ((p.parent / "elsewhere").write_text("x"), p.symlink_to(p.parent / "elsewhere")),
+])
+def test_a_users_file_named_like_the_lock_is_left_alone(tmp_path, make):
+    lock = tmp_path / ".res.lock"
+    make(lock)
+    before = tree_digest(tmp_path)
+    with pytest.raises(ScenarioError, match=r"\.res\.lock beside it"):
+        with claim(tmp_path / "res", "run"):
+            pass
+    assert tree_digest(tmp_path) == before and os.path.lexists(lock)
+
+
 def test_a_killed_holder_does_not_block_the_next_writer(tmp_path):
     """The lock is an flock: the OS drops it when the process dies, even by kill -9."""
     target = tmp_path / "res"
