@@ -20,10 +20,7 @@ SIMILARITIES = ("cosine", "euclidean", "l1", "linf")
 METHODS = ("absolute", "relative", "procrustes", "affine", "inverse-relative")
 
 
-_Strict = Strict
-_Located = Located
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Which dataset, and how its official training set is split."""
 
     dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes", "wordnet-supersenses"] = "fashion-mnist"
@@ -35,7 +32,7 @@ class DataConfig(_Strict):
     max_test: PositiveInt | None = Field(None, description="keep only the first samples of the test set")
 
 
-class AnchorConfig(_Strict):
+class AnchorConfig(Strict):
     """The shared, ordered anchor list: dataset indices from the training split."""
 
     strategy: Literal["random", "stratified", "kmeans", "farthest"] = "random"
@@ -43,7 +40,7 @@ class AnchorConfig(_Strict):
     seed: int = Field(0, ge=0)
 
 
-class RelativeConfig(_Strict):
+class RelativeConfig(Strict):
     """How a latent vector becomes a relative representation."""
 
     similarity: tuple[Literal["cosine", "euclidean", "l1", "linf"], ...] = Field(
@@ -67,14 +64,14 @@ class RelativeConfig(_Strict):
         return "+".join(self.similarity) + ("-centered" if self.center else "")
 
 
-class HeadConfig(_Strict):
+class HeadConfig(Strict):
     """Receiver task heads on relative representations (one per anchor count)."""
 
     hidden: int = Field(256, ge=1)
     train: TrainConfig = TrainConfig(epochs=6, lr=2e-3)
 
 
-class PathLossConfig(_Strict):
+class PathLossConfig(Strict):
     """Large-scale loss: log-distance PL(d) = PL(d0) + 10·n·log10(d/d0) dB, or a fixed loss."""
 
     model: Literal["log-distance", "fixed"] = "log-distance"
@@ -84,7 +81,7 @@ class PathLossConfig(_Strict):
     loss_db: float = Field(100.0, ge=0.0, le=300.0, description="model 'fixed': the loss, whatever the distance")
 
 
-class LinkConfig(_Strict):
+class LinkConfig(Strict):
     """Per-link settings (a transmitter's link to its receiver)."""
 
     distance_m: float = Field(100.0, gt=0.0)
@@ -98,7 +95,7 @@ class LinkConfig(_Strict):
                                           "bandwidth; empty = equal split among its transmitters")
 
 
-class ChannelConfig(_Strict):
+class ChannelConfig(Strict):
     """The wireless medium and how a payload crosses it."""
 
     noise_psd_dbm_hz: float = Field(-174.0, ge=-250.0, le=0.0)
@@ -113,7 +110,7 @@ class ChannelConfig(_Strict):
     link: LinkConfig = Field(LinkConfig(), description="default link settings")
 
 
-class StitchConfig(_Strict):
+class StitchConfig(Strict):
     """The alignment-under-mismatch matrix, and accuracy through quantization and noise."""
 
     anchors: tuple[PositiveInt, ...] = (16, 32, 64, 128, 256, 512)
@@ -151,7 +148,7 @@ class StitchConfig(_Strict):
 AxisValues = Annotated[tuple[Any, ...], Field(min_length=1)]
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Strict):
     """The runs of a sweep (``relcomm sweep``): grid axes, zipped axes, seed replicates.
 
     An axis maps a field path of the scenario (``controller.anchors``,
@@ -177,10 +174,10 @@ class SweepConfig(_Strict):
         axes = [(("grid", path), path) for path in self.grid]
         for i, group in enumerate(self.zip):
             if not group:
-                raise _Located("a zip group needs at least one path", ("zip", i))
+                raise Located("a zip group needs at least one path", ("zip", i))
             lengths = {path: len(values) for path, values in group.items()}
             if len(set(lengths.values())) > 1:
-                raise _Located("the lists of one zip group must have equal lengths, got "
+                raise Located("the lists of one zip group must have equal lengths, got "
                                + ", ".join(f"{p}: {n}" for p, n in lengths.items()), ("zip", i))
             axes += [(("zip", i, path), path) for path in group]
         seen: list[tuple[str, tuple[str | int, ...]]] = []
@@ -188,16 +185,16 @@ class SweepConfig(_Strict):
             try:
                 loc = parse_path(path)
             except ScenarioError as exc:
-                raise _Located(exc.message, where) from None
+                raise Located(exc.message, where) from None
             if loc[0] == "sweep":
-                raise _Located("the sweep section cannot sweep itself", where)
+                raise Located("the sweep section cannot sweep itself", where)
             if loc == ("seed",):
-                raise _Located("the seed is not an axis: each replicate's seed comes from the seed tree "
+                raise Located("the seed is not an axis: each replicate's seed comes from the seed tree "
                                "(set sweep.seeds for replicates)", where)
             for other_path, other in seen:
                 n = min(len(loc), len(other))
                 if loc[:n] == other[:n]:
-                    raise _Located(f"overlaps the axis {quoted(other_path)} (the same field, or one inside the other)", where)
+                    raise Located(f"overlaps the axis {quoted(other_path)} (the same field, or one inside the other)", where)
             seen.append((path, loc))
         return self
 
@@ -213,7 +210,7 @@ def _bits_value(value: int) -> int:
     return value
 
 
-class SimulationConfig(_Strict):
+class SimulationConfig(Strict):
     """Length and clock of a network run, the task deadline, and the targets the run is judged by."""
 
     slots: PositiveInt = Field(1000, le=100_000_000, description="number of controller slots to simulate")
@@ -229,7 +226,7 @@ class SimulationConfig(_Strict):
                                       "settled accuracy meets the target when ≥ accuracy_target − this")
 
 
-class TrafficConfig(_Strict):
+class TrafficConfig(Strict):
     """Task arrivals at a transmitter; each task is a test-split sample drawn with replacement."""
 
     kind: Literal["poisson", "deterministic", "bursty"] = Field(
@@ -240,7 +237,7 @@ class TrafficConfig(_Strict):
     mean_off_slots: float = Field(10.0, gt=0.0, le=1e9, description="bursty: mean length of an off period")
 
 
-class QueueConfig(_Strict):
+class QueueConfig(Strict):
     """A device's bounded task queue (tasks waiting, not counting the one in service)."""
 
     capacity: PositiveInt = Field(64, le=10_000_000)
@@ -248,7 +245,7 @@ class QueueConfig(_Strict):
         "drop-newest", description="full queue: refuse the arriving task, or evict the oldest waiting one")
 
 
-class DeviceCpuConfig(_Strict):
+class DeviceCpuConfig(Strict):
     """A device's CPU: DVFS range, switched capacitance κ (energy κ f² per cycle) and FLOPs per cycle β."""
 
     f_min_hz: float = Field(1e8, gt=0.0, le=1e12)
@@ -259,11 +256,11 @@ class DeviceCpuConfig(_Strict):
     @model_validator(mode="after")
     def _range(self) -> "DeviceCpuConfig":
         if self.f_min_hz > self.f_max_hz:
-            raise _Located(f"f_min_hz = {self.f_min_hz} exceeds f_max_hz = {self.f_max_hz}", ("f_min_hz",))
+            raise Located(f"f_min_hz = {self.f_min_hz} exceeds f_max_hz = {self.f_max_hz}", ("f_min_hz",))
         return self
 
 
-class RadioConfig(_Strict):
+class RadioConfig(Strict):
     """A device's radio: power cap, ARQ attempts, and whether packets are coded (finite blocklength)."""
 
     max_power_w: float = Field(0.2, gt=0.0, le=1e3)
@@ -274,7 +271,7 @@ class RadioConfig(_Strict):
         "lost with the finite-blocklength error probability (then retransmitted), error-free when received")
 
 
-class TransmitterConfig(_Strict):
+class TransmitterConfig(Strict):
     """A device: encoder pool, task queue, CPU, radio, traffic source, and its link to one receiver."""
 
     id: AgentId
@@ -289,7 +286,7 @@ class TransmitterConfig(_Strict):
     link: LinkConfig = Field(LinkConfig(), description="this device's link; keys left out take channel.link's")
 
 
-class ReceiverConfig(_Strict):
+class ReceiverConfig(Strict):
     """An edge server: its encoder (whose heads decode), a CPU shared by its devices, an input queue."""
 
     id: AgentId
@@ -306,14 +303,14 @@ class ReceiverConfig(_Strict):
     idle_power_w: float = Field(0.0, ge=0.0, le=1e4)
 
 
-class _Interval(_Strict):
+class _Interval(Strict):
     start_s: float = Field(ge=0.0)
     end_s: float = Field(gt=0.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "_Interval":
         if self.end_s <= self.start_s:
-            raise _Located(f"end_s = {self.end_s} must be after start_s = {self.start_s}", ("end_s",))
+            raise Located(f"end_s = {self.end_s} must be after start_s = {self.start_s}", ("end_s",))
         return self
 
 
@@ -336,7 +333,7 @@ class ServerSlowdownFault(_Interval):
     factor: float = Field(0.5, ge=0.0, lt=1.0)
 
 
-class FaultsConfig(_Strict):
+class FaultsConfig(Strict):
     """Fault intervals, in simulated seconds from the start of the run."""
 
     link_outages: tuple[LinkOutageFault, ...] = ()
@@ -344,7 +341,7 @@ class FaultsConfig(_Strict):
     server_slowdowns: tuple[ServerSlowdownFault, ...] = ()
 
 
-class StaticControllerConfig(_Strict):
+class StaticControllerConfig(Strict):
     """Fixed options every slot (the baseline until the drift-plus-penalty controller is selected)."""
 
     kind: Literal["static"] = "static"
@@ -366,7 +363,7 @@ class StaticControllerConfig(_Strict):
 CONTROLLER_KINDS = ("static", "lyapunov", "max-accuracy", "min-energy", "greedy")
 
 
-class _OptionSetConfig(_Strict):
+class _OptionSetConfig(Strict):
     """What the per-slot controllers choose from, and the model they plan with.
 
     Each transmitter's options are its encoder pool × ``anchors`` × ``bits``; the accuracy Ĝ of
@@ -480,73 +477,68 @@ def _check_option_sets(sc: "Scenario") -> None:
     ctl, st, sim = sc.controller, sc.stitching, sc.simulation
     kind = ctl.kind
     if sc.channel.mode == "analog":
-        raise _Located(f"controller.kind {kind} plans digital payloads (N = K·b + header bits at rate R); "
+        raise Located(f"controller.kind {kind} plans digital payloads (N = K·b + header bits at rate R); "
                        "channel.mode analog is not supported", ("controller", "kind"))
     for i, k in enumerate(ctl.anchors):
         if k > sc.anchors.count:
-            raise _Located(f"K = {k} exceeds the anchor list length anchors.count = {sc.anchors.count}",
+            raise Located(f"K = {k} exceeds the anchor list length anchors.count = {sc.anchors.count}",
                            ("controller", "anchors", i))
         if k not in st.anchors:
-            raise _Located(f"K = {k} has no calibrated accuracy: add it to stitching.anchors",
+            raise Located(f"K = {k} has no calibrated accuracy: add it to stitching.anchors",
                            ("controller", "anchors", i))
     coded = {tx.radio.packet_errors == "fbl" for tx in sc.transmitters}
     error_free = sc.channel.mode == "ideal" or True in coded
     noisy = sc.channel.mode == "digital" and False in coded
     for i, b in enumerate(ctl.bits):
         if error_free and b not in st.bits:
-            raise _Located(f"b = {b} has no calibrated accuracy on an error-free link: add it to stitching.bits",
+            raise Located(f"b = {b} has no calibrated accuracy on an error-free link: add it to stitching.bits",
                            ("controller", "bits", i))
         if noisy and b not in st.noisy_bits:
-            raise _Located(f"b = {b} has no calibrated accuracy through the digital channel: add it to "
+            raise Located(f"b = {b} has no calibrated accuracy through the digital channel: add it to "
                            "stitching.noisy_bits", ("controller", "bits", i))
     devices: dict[str, int] = {}
     for tx in sc.transmitters:
         devices[tx.receiver] = devices.get(tx.receiver, 0) + 1
     for j, rx in enumerate(sc.receivers):
         if rx.id in devices and rx.scheduling != "partitioned":
-            raise _Located(f"controller.kind {kind} sets each device's server CPU share: receiver {quoted(rx.id)} "
+            raise Located(f"controller.kind {kind} sets each device's server CPU share: receiver {quoted(rx.id)} "
                            "needs scheduling: partitioned", ("receivers", j, "scheduling"))
         if ctl.server_freq_min_hz is not None and devices.get(rx.id, 0) * ctl.server_freq_min_hz > rx.cpu_hz:
-            raise _Located(f"{devices[rx.id]} devices × {ctl.server_freq_min_hz} Hz exceed the clock of receiver "
+            raise Located(f"{devices[rx.id]} devices × {ctl.server_freq_min_hz} Hz exceed the clock of receiver "
                            f"{quoted(rx.id)} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
     if ctl.settle_slots >= sim.slots:
-        raise _Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
+        raise Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
     if sim.accuracy_target is not None and sim.accuracy_target + ctl.accuracy_margin > 1.0:
-        raise _Located("accuracy_target + accuracy_margin exceeds 1", ("controller", "accuracy_margin"))
+        raise Located("accuracy_target + accuracy_margin exceeds 1", ("controller", "accuracy_margin"))
     if kind in ("lyapunov", "greedy"):
         for name in ("delay_target_s", "accuracy_target"):
             if getattr(sim, name) is None:
-                raise _Located(f"required by controller.kind {kind}", ("simulation", name))
+                raise Located(f"required by controller.kind {kind}", ("simulation", name))
 
 
-def _controller_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
-    """Drop the union tag pydantic puts into controller error paths; name an unknown kind."""
-    if loc[:1] != ("controller",):
+def _union_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
+    """Drop the tag pydantic puts into the path of an error inside a union; name an unknown or missing tag.
+
+    Two unions: ``controller`` (tag ``kind``) and each ``encoders[i]`` (tag ``arch``).
+    """
+    if loc[:1] == ("controller",):
+        prefix, tag_field, known, what = loc[:1], "kind", tuple(CONTROLLER_KINDS), "controller kind"
+    elif loc[:1] == ("encoders",) and len(loc) > 1:
+        prefix, tag_field, known, what = loc[:2], "arch", tuple(ENCODER_FAMILIES), "encoder family"
+    else:
         return loc, message
     if err.get("type") == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag")
-        return ("controller", "kind"), f"unknown controller kind {quoted(tag)} (known: {', '.join(CONTROLLER_KINDS)})"
-    if len(loc) > 1 and loc[1] in CONTROLLER_KINDS:
-        loc = loc[:1] + loc[2:]
-    return loc, message
-
-
-def _encoder_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
-    """Drop the family tag pydantic puts into encoder error paths; name an unknown or missing ``arch``."""
-    if loc[:1] != ("encoders",) or len(loc) < 2:
-        return loc, message
-    known = ", ".join(ENCODER_FAMILIES)
-    if err.get("type") == "union_tag_invalid":
-        tag = (err.get("ctx") or {}).get("tag")
-        return loc[:2] + ("arch",), f"unknown encoder family {quoted(tag)} (known: {known})"
+        return prefix + (tag_field,), f"unknown {what} {quoted(tag)} (known: {', '.join(known)})"
     if err.get("type") == "union_tag_not_found":
-        return loc[:2] + ("arch",), f"required field is missing (the encoder family: {known})"
-    if len(loc) > 2 and loc[2] in ENCODER_FAMILIES:
-        loc = loc[:2] + loc[3:]
+        return prefix + (tag_field,), f"required field is missing (the {what}: {', '.join(known)})"
+    n = len(prefix)
+    if len(loc) > n and loc[n] in known:
+        loc = loc[:n] + loc[n + 1:]
     return loc, message
 
 
-class OutputsConfig(_Strict):
+class OutputsConfig(Strict):
     """Where the results go and what is written beside the data.
 
     ``dir`` is a folder *inside* the results root (``results/`` of the working folder): the
@@ -590,7 +582,7 @@ def default_results_dir(scenario: "Scenario", suffix: str = "") -> Path:
     return RESULTS_ROOT / f"{scenario.outputs.dir or scenario.name}{suffix}"
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A complete scenario file."""
 
     name: str = Field("scenario", min_length=1, max_length=128, json_schema_extra={"pattern": NAME_PATTERN},
@@ -647,8 +639,8 @@ class Scenario(_Strict):
                     parse_scenario(apply_overrides(base, [Override(parse_path(path), value, path)]))
                 except ScenarioError as exc:
                     if exc.message == "unknown key":
-                        raise _Located(f"not a scenario field ({exc.path}: unknown key)", where) from None
-                    raise _Located(f"value {quoted(value)} is invalid: {exc.one_line()}", where) from None
+                        raise Located(f"not a scenario field ({exc.path}: unknown key)", where) from None
+                    raise Located(f"value {quoted(value)} is invalid: {exc.one_line()}", where) from None
         return values
 
     @model_validator(mode="before")
@@ -677,45 +669,45 @@ class Scenario(_Strict):
         encoders = {e.id for e in self.encoders}
         static = self.controller if isinstance(self.controller, StaticControllerConfig) else None
         if static is not None and static.encoder is not None and static.encoder not in encoders:
-            raise _Located(f"unknown encoder {quoted(static.encoder)} (known: {', '.join(sorted(encoders))})",
+            raise Located(f"unknown encoder {quoted(static.encoder)} (known: {', '.join(sorted(encoders))})",
                            ("controller", "encoder"))
         rx_ids: dict[str, int] = {}
         for i, rx in enumerate(self.receivers):
             if rx.id in rx_ids:
-                raise _Located(f"duplicate agent id {quoted(rx.id)}", ("receivers", i, "id"))
+                raise Located(f"duplicate agent id {quoted(rx.id)}", ("receivers", i, "id"))
             rx_ids[rx.id] = i
             if rx.encoder not in encoders:
-                raise _Located(f"unknown encoder {quoted(rx.encoder)} (known: {', '.join(sorted(encoders))})",
+                raise Located(f"unknown encoder {quoted(rx.encoder)} (known: {', '.join(sorted(encoders))})",
                                ("receivers", i, "encoder"))
         tx_ids: set[str] = set()
         share: dict[str, float] = {}
         for i, tx in enumerate(self.transmitters):
             if tx.id in tx_ids or tx.id in rx_ids:
-                raise _Located(f"duplicate agent id {quoted(tx.id)}", ("transmitters", i, "id"))
+                raise Located(f"duplicate agent id {quoted(tx.id)}", ("transmitters", i, "id"))
             tx_ids.add(tx.id)
             if tx.receiver not in rx_ids:
-                raise _Located(f"unknown receiver {quoted(tx.receiver)} (known: {', '.join(sorted(rx_ids)) or 'none'})",
+                raise Located(f"unknown receiver {quoted(tx.receiver)} (known: {', '.join(sorted(rx_ids)) or 'none'})",
                                ("transmitters", i, "receiver"))
             for j, enc in enumerate(tx.encoders):
                 if enc not in encoders:
-                    raise _Located(f"unknown encoder {quoted(enc)} (known: {', '.join(sorted(encoders))})",
+                    raise Located(f"unknown encoder {quoted(enc)} (known: {', '.join(sorted(encoders))})",
                                    ("transmitters", i, "encoders", j))
             if len(set(tx.encoders)) != len(tx.encoders):
-                raise _Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
+                raise Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
             ctl = static.encoder if static is not None else None
             if ctl is not None and ctl not in tx.encoders:
-                raise _Located(f"encoder {quoted(ctl)} is not in the pool of transmitter {quoted(tx.id)}",
+                raise Located(f"encoder {quoted(ctl)} is not in the pool of transmitter {quoted(tx.id)}",
                                ("controller", "encoder"))
             if tx.link.bandwidth_share is not None:
                 share[tx.receiver] = share.get(tx.receiver, 0.0) + tx.link.bandwidth_share
                 if share[tx.receiver] > 1.0 + 1e-9:
-                    raise _Located(f"bandwidth shares of receiver {quoted(tx.receiver)} add up to more than 1",
+                    raise Located(f"bandwidth shares of receiver {quoted(tx.receiver)} add up to more than 1",
                                    ("transmitters", i, "link", "bandwidth_share"))
             if tx.radio.packet_errors == "fbl" and self.channel.mode == "analog":
-                raise _Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
+                raise Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
                                ("transmitters", i, "radio", "packet_errors"))
         if self.transmitters and static is not None and static.anchors > self.anchors.count:
-            raise _Located(f"K = {static.anchors} exceeds the anchor list length "
+            raise Located(f"K = {static.anchors} exceeds the anchor list length "
                            f"anchors.count = {self.anchors.count}", ("controller", "anchors"))
         if self.transmitters and static is None:
             _check_option_sets(self)
@@ -726,9 +718,9 @@ class Scenario(_Strict):
             for i in sorted(range(len(faults)), key=lambda i: faults[i].start_s):
                 agent = getattr(faults[i], key)
                 if agent not in ids:
-                    raise _Located(f"unknown {key} {quoted(agent)}", ("faults", kind, i, key))
+                    raise Located(f"unknown {key} {quoted(agent)}", ("faults", kind, i, key))
                 if faults[i].start_s < last_end.get(agent, -1.0):
-                    raise _Located(f"overlaps another {kind} interval of {quoted(agent)}", ("faults", kind, i, "start_s"))
+                    raise Located(f"overlaps another {kind} interval of {quoted(agent)}", ("faults", kind, i, "start_s"))
                 last_end[agent] = faults[i].end_s
         return self
 
@@ -738,15 +730,15 @@ class Scenario(_Strict):
         seen: set[str] = set()
         for i, enc in enumerate(self.encoders):
             if enc.id in seen:
-                raise _Located(f"duplicate encoder id {quoted(enc.id)}", ("encoders", i, "id"))
+                raise Located(f"duplicate encoder id {quoted(enc.id)}", ("encoders", i, "id"))
             seen.add(enc.id)
         for i, k in enumerate(self.stitching.anchors):
             if k > self.anchors.count:
-                raise _Located(f"anchor count {k} exceeds the anchor list length "
+                raise Located(f"anchor count {k} exceeds the anchor list length "
                                f"anchors.count = {self.anchors.count}", ("stitching", "anchors", i))
         ca = self.stitching.curve_anchors
         if ca is not None and ca not in self.stitching.anchors:
-            raise _Located(f"{ca} is not one of stitching.anchors", ("stitching", "curve_anchors"))
+            raise Located(f"{ca} is not one of stitching.anchors", ("stitching", "curve_anchors"))
         return self
 
     def encoder(self, encoder_id: str) -> EncoderConfig:
@@ -811,7 +803,7 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
         err = exc.errors()[0]
         loc = tuple(err.get("loc", ()))
         ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _Located):
+        if isinstance(ctx_error, Located):
             loc = loc + ctx_error.loc
             message = str(ctx_error)
         else:
@@ -820,8 +812,7 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
                 message = "unknown key"
             elif err["type"] == "missing":
                 message = "required field is missing"
-        loc, message = _controller_error(loc, err, message)
-        loc, message = _encoder_error(loc, err, message)
+        loc, message = _union_error(loc, err, message)
         raise ScenarioError(message, path=format_path(loc) or source, line=_line_of(node, loc)) from None
 
 
