@@ -90,8 +90,8 @@ class Transmitter:
         encoder's mean FLOPs per sample: what the controller plans with.
     sample_cycles : dict
         ``encoder id → (n_test,)`` cycles each test sample's encoding costs beyond the mean
-        (text: longer texts cost more), or ``None`` where every sample costs the same. A task
-        is charged ``tx_cycles[(encoder, K)] + sample_cycles[encoder][sample]``.
+        (text: longer texts cost more), for the encoders whose samples differ; empty when none
+        do. A task is charged ``tx_cycles[(encoder, K)] + sample_cycles[encoder][sample]``.
     off, outage : IntervalSet
         Device-off and link-outage fault intervals.
     generator : numpy.random.Generator
@@ -184,9 +184,8 @@ class Transmitter:
             task.encoder, task.anchors, task.bits = state.encoder[i], state.anchors[i], state.bits[i]
             f = task.cpu_hz = state.cpu_hz[i]
             work = self.tx_cycles[(task.encoder, task.anchors)]
-            extra = self.sample_cycles.get(task.encoder)
-            if extra is not None:
-                work += float(extra[task.sample])
+            if self.sample_cycles and task.encoder in self.sample_cycles:  # image pools: one falsy check
+                work += float(self.sample_cycles[task.encoder][task.sample])
             now = env.now
             duration = work / f
             cut, back = self.off.next_interval(now) if self.off else (INF, INF)

@@ -173,7 +173,7 @@ class World:
             self.transmitters.append(Transmitter(
                 self, i, tcfg, self.receivers[self.receiver_of[i]], self.links.bandwidth_hz[i], _Table(tx_work),
                 self.faults.device_off[i], self.faults.link_outage[i], seeds.child("packets", tcfg.id).numpy(),
-                sample_cycles={e: _sample_cycles(zoo.encoders[e], beta) for e in tcfg.encoders}))
+                sample_cycles={e: c for e in tcfg.encoders if (c := _sample_cycles(zoo.encoders[e], beta)) is not None}))
         self._payload = _Table(lambda key: key[0] * self.n_spaces * key[1] + self.header_bits)
 
         enc_index = {e: n for n, e in enumerate(self.encoder_ids)}
