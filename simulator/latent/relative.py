@@ -69,12 +69,11 @@ class RelativeProjector:
         if unknown or not similarities:
             raise ValueError(f"unknown similarity {sorted(unknown)}")
         anchors = anchors.float()
-        mean = anchors.mean(0) if center else torch.zeros(anchors.shape[1], dtype=anchors.dtype,
-                                                             device=anchors.device)
-        centred = anchors - mean
-        unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         anchor_mean = anchors.mean(0)
         shifted = (anchors - anchor_mean).contiguous()
+        mean = anchor_mean if center else torch.zeros_like(anchor_mean)
+        centred = shifted if center else anchors
+        unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return cls(anchors, tuple(similarities), center, mean, unit.contiguous(), mean @ unit.T,
                    anchor_mean, shifted, (shifted * shifted).sum(1))
 

@@ -56,9 +56,8 @@ class TrainedEncoder:
 
 def data_info(dataset: Dataset) -> DataInfo:
     """What an encoder family may know of ``dataset``."""
-    modality = dataset.modality
-    shape = tuple(dataset.x_train.shape[1:]) if modality == "image" else ()
-    return DataInfo(dataset.name, modality, shape, dataset.n_classes, len(dataset.x_train), len(dataset.x_test),
+    shape = tuple(dataset.x_train.shape[1:]) if dataset.modality == "image" else ()
+    return DataInfo(dataset.name, dataset.modality, shape, dataset.n_classes, len(dataset.x_train), len(dataset.x_test),
                     dataset.fingerprint)
 
 
@@ -80,10 +79,9 @@ def latents_spec(encoder: Encoder, dataset: Dataset, device: torch.device) -> di
 
 
 def _check_modality(cfg: EncoderSpec, index: int, dataset: Dataset) -> None:
-    modality = dataset.modality
-    if modality not in cfg.modalities:
+    if dataset.modality not in cfg.modalities:
         raise ScenarioError(f"family {cfg.arch!r} encodes {' or '.join(cfg.modalities)} samples; dataset "
-                            f"{dataset.name!r} holds {modality}", path=f"encoders[{index}].arch")
+                            f"{dataset.name!r} holds {dataset.modality}", path=f"encoders[{index}].arch")
 
 
 def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: Scenario,
@@ -107,7 +105,7 @@ def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: 
         if trained_now:
             init_weights(model, seeds.child("init").torch())
             idx = splits.train
-            subset = getattr(getattr(cfg, "train", None), "subset", None)
+            subset = cfg.train.subset  # every family trained here has a training budget
             if subset is not None and subset < len(idx):
                 idx = np.sort(seeds.child("subset").numpy().choice(idx, subset, replace=False))
             x = encoder.inputs(dataset.x_train[idx])
