@@ -62,7 +62,7 @@ def test_embeds_real_images_deterministically(encoder, images):
     # batching does not change a latent beyond float rounding
     other = spec(batch_size=5).build(GREY).embed(images, torch.device("cpu"), lambda _m: None)
     torch.testing.assert_close(other, z, rtol=1e-4, atol=1e-4)
-    assert 1 <= len(log) <= 11 and log[-1].endswith("16/16 images embedded (100 %)")
+    assert 1 <= len(log) <= 11 and log[-1].startswith(f"encoder {encoder.spec.id}: 16/16 images (")
 
 
 @needs_effnet
@@ -132,8 +132,9 @@ def test_the_zoo_embeds_once_and_trains_a_probe(tiny_dict, tmp_path):
     enc = zoo.encoders["eff"]
     assert enc.latents_train.shape == (len(zoo.dataset.x_train), 1280)
     assert enc.flops == spec(resolution=32).build(GREY).flops(np.zeros((1, 1, 8, 8)))[0]
-    assert any("embedded (100 %)" in line for line in log)
+    n = len(zoo.dataset.x_train)
+    assert any(line.startswith(f"encoder eff: {n:,}/{n:,} images (") for line in log)
     assert zoo.native_accuracy("eff", "test") > 0.5  # frozen ImageNet features, 10 classes
     again: list[str] = []
     Zoo.build(scenario, log=again.append, cache=ArtifactCache(tmp_path))
-    assert not any("embedded" in line for line in again)  # latents came from the cache
+    assert not any(line.startswith(("encoder eff:", "embedding")) for line in again)  # latents came from the cache

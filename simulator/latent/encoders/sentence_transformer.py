@@ -49,7 +49,7 @@ from pydantic import Field
 
 from simulator.errors import DataError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
-from simulator.latent.encoders.pretrained import files_sha256, library_version, package_missing, progress_step
+from simulator.latent.encoders.pretrained import embed_in_steps, files_sha256, library_version, package_missing
 from simulator.latent.encoders.registry import register
 
 # --------------------------------------------------------------------------- where the models are
@@ -249,16 +249,12 @@ class SentenceTransformerEncoder(Encoder):
         import torch
 
         model = self.model(device)
-        texts = [str(t) for t in samples]
-        out = np.empty((len(texts), self._dim), dtype=np.float32)
-        step, start = progress_step(len(texts), self.spec.batch_size), time.perf_counter()
-        for lo in range(0, len(texts), step):
-            hi = min(lo + step, len(texts))
-            out[lo:hi] = model.encode(texts[lo:hi], batch_size=self.spec.batch_size, convert_to_numpy=True,
-                                      normalize_embeddings=self.spec.normalize, show_progress_bar=False)
-            log(f"encoder {self.spec.id}: {hi:,}/{len(texts):,} texts "
-                f"({hi / max(time.perf_counter() - start, 1e-9):.0f} texts/s)")
-        return torch.from_numpy(out)
+
+        def encode(chunk: np.ndarray) -> np.ndarray:
+            return model.encode([str(t) for t in chunk], batch_size=self.spec.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=self.spec.normalize, show_progress_bar=False)
+
+        return torch.from_numpy(embed_in_steps(samples, self._dim, encode, self.spec.batch_size, log, self.spec.id))
 
     # ------------------------------------------------------------------ FLOPs
     def token_counts(self, samples: np.ndarray) -> np.ndarray:
