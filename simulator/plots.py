@@ -39,6 +39,24 @@ def _reference_k(rows: list[dict[str, str]], preferred: int = 256) -> int:
     return below[-1] if below else ks[0]
 
 
+def _pair_panel(ax, axes, ids: list[str], values: np.ndarray, labels: list[list[str]], method: str, k: int,
+                cmap) -> object:
+    """One transmitter × receiver panel: colours from ``values`` in [0, 1], ``labels`` written in the cells."""
+    im = ax.imshow(values, vmin=0.0, vmax=1.0, cmap=cmap)
+    for i in range(len(ids)):
+        for j in range(len(ids)):
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=8,
+                    color="white" if values[i, j] < 0.6 else "black")
+    ax.set_xticks(range(len(ids)), ids, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ids)), ids, fontsize=8)
+    ax.set_xlabel("receiver encoder")
+    if ax in axes[:, 0]:
+        ax.set_ylabel("transmitter encoder")
+    title = METHOD_LABELS.get(method, method)
+    ax.set_title(title if method == "absolute" else f"{title}, K = {k}", fontsize=10)
+    return im
+
+
 def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Accuracy of every tx → rx pair, one panel per method, at K = 256 (or the nearest below)."""
     rows = [r for r in read_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
@@ -54,18 +72,7 @@ def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
         for r in rows:
             if r["method"] == method and int(r["anchors"]) in (0, k_ref):
                 mat[ids.index(r["tx"]), ids.index(r["rx"])] = float(r["accuracy"])
-        im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis")
-        for i in range(len(ids)):
-            for j in range(len(ids)):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if mat[i, j] < 0.6 else "black")
-        ax.set_xticks(range(len(ids)), ids, rotation=35, ha="right", fontsize=8)
-        ax.set_yticks(range(len(ids)), ids, fontsize=8)
-        ax.set_xlabel("receiver encoder")
-        if ax in axes[:, 0]:
-            ax.set_ylabel("transmitter encoder")
-        title = METHOD_LABELS.get(method, method)
-        ax.set_title(title if method == "absolute" else f"{title}, K = {k_ref}", fontsize=10)
+        im = _pair_panel(ax, axes, ids, mat, [[f"{v:.2f}" for v in row] for row in mat], method, k_ref, "viridis")
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8, label=f"test accuracy ({split} split)")
@@ -202,19 +209,8 @@ def retrieval_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
             if r["method"] == method and int(r["anchors"]) in (0, k_max):
                 i, j = ids.index(r["tx"]), ids.index(r["rx"])
                 top1[i, j], mrr[i, j] = float(r["top1"]), float(r["mrr"])
-        im = ax.imshow(top1, vmin=0.0, vmax=1.0, cmap=cmap)
-        for i in range(len(ids)):
-            for j in range(len(ids)):
-                text = "n/a" if np.isnan(top1[i, j]) else f"{top1[i, j]:.2f}\n({mrr[i, j]:.2f})"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="white" if top1[i, j] < 0.6 else "black")
-        ax.set_xticks(range(len(ids)), ids, rotation=35, ha="right", fontsize=8)
-        ax.set_yticks(range(len(ids)), ids, fontsize=8)
-        ax.set_xlabel("receiver encoder")
-        if ax in axes[:, 0]:
-            ax.set_ylabel("transmitter encoder")
-        title = METHOD_LABELS.get(method, method)
-        ax.set_title(title if method == "absolute" else f"{title}, K = {k_max}", fontsize=10)
+        labels = [["n/a" if np.isnan(t) else f"{t:.2f}\n({m:.2f})" for t, m in zip(*pair)] for pair in zip(top1, mrr)]
+        im = _pair_panel(ax, axes, ids, top1, labels, method, k_max, cmap)
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8, label=f"top-1 retrieval ({split} split)")
