@@ -8,20 +8,24 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 
+def _perceptron(width: int, hidden: tuple[int, ...], latent_dim: int) -> list[nn.Module]:
+    """[Linear → ReLU] × len(hidden) → Linear(latent_dim), from inputs of ``width``."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    return layers + [nn.Linear(width, latent_dim)]
+
+
 class MLPEncoder(nn.Module):
     """Flatten → [Linear → ReLU] × len(hidden) → Linear(latent_dim)."""
 
     def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...], latent_dim: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
         width = 1
         for n in image_shape:
             width *= n
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, latent_dim))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(nn.Flatten(), *_perceptron(width, hidden, latent_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -52,13 +56,7 @@ class WordBagEncoder(nn.Module):
     def __init__(self, buckets: int, embed_dim: int, hidden: tuple[int, ...], latent_dim: int):
         super().__init__()
         self.bag = nn.EmbeddingBag(buckets, embed_dim, mode="mean", padding_idx=0)
-        layers: list[nn.Module] = []
-        width = embed_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, latent_dim))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*_perceptron(embed_dim, hidden, latent_dim))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.net(self.bag(tokens))
