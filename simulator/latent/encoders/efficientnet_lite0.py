@@ -39,7 +39,8 @@ from pydantic import Field
 
 from simulator.errors import DataError, ScenarioError
 from simulator.latent.encoders.base import DataInfo, Encoder, EncoderSpec, Log
-from simulator.latent.encoders.pretrained import embed_in_steps, file_sha256, package_folders
+from simulator.data.installed import package_folders
+from simulator.latent.encoders.pretrained import embed_in_steps, file_sha256
 from simulator.latent.encoders.registry import register
 
 MODEL_PACKAGE = "efficientnet_lite_pytorch"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -92,15 +91,6 @@ def library_version(distribution: str) -> str | None:
         return None
 
 
-def package_folders(name: str) -> list[Path]:
-    """Folders of an installed package, found without importing it (its ``__init__`` does not run)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
-
-
 def embed_in_steps(samples: np.ndarray, width: int, encode: Callable[[np.ndarray], Any], batch_size: int,
                    log: Callable[[str], None], label: str, unit: str = "texts") -> np.ndarray:
     """Latents (n, width) float32 of ``samples``, encoded ``encode(chunk)`` a tenth at a time with a progress line each.
@@ -125,5 +115,5 @@ def progress_step(n: int, batch_size: int) -> int:
 
 
 
-__all__ = ["MODELS_EXTRA", "package_missing", "package_folders", "file_sha256", "files_sha256", "library_version",
+__all__ = ["MODELS_EXTRA", "package_missing", "file_sha256", "files_sha256", "library_version",
            "embed_in_steps", "progress_step"]
