@@ -109,7 +109,7 @@ class ArtifactCache:
         return self.root / kind / f"{key}.pt"
 
     def load(self, kind: str, key: str, what: str | None = None,
-             fit: Callable[[Payload], None] | None = None) -> Payload | None:
+             fit: Callable[[Payload], None] | None = None, mmap: bool = False) -> Payload | None:
         """The stored payload, or None when it is absent or cannot be trusted (then reported).
 
         Parameters
@@ -122,10 +122,14 @@ class ArtifactCache:
             Called with the payload; raises :class:`CacheEntryError` when the payload does not
             fit its consumer (wrong keys, shapes, dtypes, NaN). It may load the payload into
             the consumer, e.g. ``lambda p: load_state(model, p)``.
+        mmap : bool
+            Map the tensors from the file instead of reading them into memory (large latent
+            tables: pages are read on first touch and shared between processes). The digest is
+            still checked first, streaming the file.
         """
         path = self.path(kind, key)
         try:
-            payload = self._read(path)
+            payload = self._read(path, mmap)
             if payload is None:
                 return None
             if fit is not None:
@@ -135,9 +139,14 @@ class ArtifactCache:
             self._reject(path, what or f"{kind} entry {key}", str(exc))
             return None
 
-    def _read(self, path: Path) -> Payload | None:
+    def _read(self, path: Path, mmap: bool = False) -> Payload | None:
         try:
-            blob = path.read_bytes()
+            with path.open("rb") as f:
+                if mmap:
+                    blob, actual = None, hashlib.file_digest(f, "sha256").hexdigest()
+                else:
+                    blob = f.read()
+                    actual = hashlib.sha256(blob).hexdigest()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -146,10 +155,11 @@ class ArtifactCache:
             digest = path.with_suffix(".sha256").read_text().strip()
         except OSError as exc:
             raise CacheEntryError("is corrupt (its digest file is missing or unreadable)") from exc
-        if digest != hashlib.sha256(blob).hexdigest():
+        if digest != actual:
             raise CacheEntryError("is corrupt (digest mismatch)")
         try:
-            payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+            source = path if blob is None else io.BytesIO(blob)
+            payload = torch.load(source, map_location="cpu", weights_only=True, mmap=blob is None)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raises, the file is unusable
             raise CacheEntryError(f"is in the wrong format (not a weights-only torch file: "
                                   f"{_one_line(exc, 80)})") from exc

@@ -121,7 +121,8 @@ def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: 
         latents_key = cache_key(latents_spec(encoder, dataset, device))
     shapes = {"train": ((len(dataset.x_train), encoder.latent_dim), torch.float32),
               "test": ((len(dataset.x_test), encoder.latent_dim), torch.float32)}
-    latents = cache.load("latents", latents_key, f"latents of encoder {cfg.id}", lambda p: check_tensors(p, shapes))
+    latents = cache.load("latents", latents_key, f"latents of encoder {cfg.id}", lambda p: check_tensors(p, shapes),
+                         mmap=True)
     if latents is None:
         if encoder.trained_here:
             latents = {split: batched_apply(encoder.module, encoder.inputs(getattr(dataset, f"x_{split}")), device)

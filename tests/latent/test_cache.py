@@ -5,6 +5,7 @@ import hashlib
 import io
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,7 +40,8 @@ def test_round_trip_and_key_stability(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temp files
 
 
-def test_corrupt_truncated_or_undigested_files_are_not_trusted(tmp_path):
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_corrupt_truncated_or_undigested_files_are_not_trusted(tmp_path, mmap):
     notices = []
     cache = ArtifactCache(tmp_path, notice=notices.append)
     for name, damage in {
@@ -49,7 +51,7 @@ def test_corrupt_truncated_or_undigested_files_are_not_trusted(tmp_path):
     }.items():
         path = cache.save("x", name, {"w": torch.ones(100)})
         damage(path)
-        assert cache.load("x", name) is None, name
+        assert cache.load("x", name, mmap=mmap) is None, name
         assert not path.exists() and path.with_name(f"{name}.pt.corrupt").exists(), name
     assert len(cache.corrupt) == 3 and len(notices) == 3
     assert notices[0] == NOTICE.format(what="x entry flip", path=tmp_path / "x" / "flip.pt",
@@ -131,6 +133,15 @@ def test_valid_cache_hit_prints_nothing(home, pristine, capsys):
     assert err == []
     assert not zoo.encoders["mlp-1"].trained_now
     _assert_same_state(head, pristine[1].relative_head("mlp-1", K))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_warm_latents_are_memory_mapped_from_the_cache_file(home, pristine, capsys):
+    """A warm build maps the latent table from its cache file instead of reading a copy."""
+    path = _entry(home, "latents")
+    zoo, _, _ = _build(capsys)
+    assert str(path) in Path("/proc/self/maps").read_text()
+    assert torch.equal(zoo.encoders["mlp-1"].latents_train, pristine[1].encoders["mlp-1"].latents_train)
 
 
 @pytest.mark.parametrize("damage, reason", [
