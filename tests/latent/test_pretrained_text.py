@@ -200,3 +200,24 @@ def test_split_zip_is_joined_and_unpacked_once_without_escaping(tmp_path):
     for piece in pieces:
         piece.unlink()
     assert st_family.unpack_split_zip(pieces, folder, "model") == folder  # done once
+
+
+def _mpnet_installed() -> bool:
+    try:
+        return all(importlib.metadata.distribution(d) for d in st_family.MPNET_PARTS)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not _mpnet_installed(), reason="the optional mpnet extra (390 MB) is not installed")
+def test_mpnet_loads_from_its_split_zip_and_counts_flops_by_hand():
+    """all-mpnet-base-v2 (optional extra): real unpacking and loading, 768-d unit latents, FLOPs by hand."""
+    enc = spec(id="mp", arch="sentence-transformer", model="all-mpnet-base-v2").build(TEXT)
+    z = enc.embed(SHORT, "cpu", lambda m: None).numpy()
+    assert enc.latent_dim == 768 and z.shape == (len(SHORT), 768) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    assert z[20] @ z[21] > z[20] @ z[29]
+    config = enc.model("cpu")[0].auto_model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (12, 768, 3072)
+    lengths = np.array([1, 20, 77, 384])
+    assert enc.flops_at(lengths).tolist() == [minilm_by_hand(n, layers=12, h=768, i=3072) for n in lengths]
