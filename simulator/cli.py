@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from simulator import __version__
-from simulator.config import default_results_dir
+from simulator.config import Scenario, default_results_dir, load_scenario
 from simulator.errors import ScenarioError
 from simulator.folders import check_target, claim
 
@@ -137,7 +137,6 @@ def _out_dir(args: argparse.Namespace, scenario, suffix: str = "") -> Path:
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
     from simulator.experiment.stitch import run_stitch
-    from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args, scenario, "-stitch")
@@ -152,7 +151,6 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from simulator.experiment.runner import run_scenario
-    from simulator.overrides import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args, scenario)
@@ -188,7 +186,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_tradeoff(args: argparse.Namespace) -> int:
     from simulator.experiment import tradeoff
-    from simulator.overrides import load_scenario
 
     baselines = tradeoff.BASELINES if args.baselines is None else tuple(args.baselines)
     unknown = [b for b in baselines if b not in tradeoff.BASELINES]
@@ -220,16 +217,12 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.overrides import load_scenario
-
     scenario = load_scenario(args.scenario, args.overrides)
     print(f"{args.scenario}: valid scenario {scenario.name!r} ({len(scenario.encoders)} encoders)")
     return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from simulator.config import Scenario
-
     print(json.dumps(Scenario.model_json_schema(), indent=2))
     return 0
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Sequence
 
 import yaml
-from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from simulator import yamlio
-from simulator.errors import ScenarioError, quoted
+from simulator.control.kinds import KINDS as CONTROLLER_KINDS
+from simulator.control.kinds import ControllerConfig
+from simulator.control.registry import DEFAULT_KIND
+from simulator.errors import ScenarioError, clipped, quoted
 from simulator.latent.encoders import FAMILIES as ENCODER_FAMILIES
 from simulator.latent.encoders import EncoderConfig
+from simulator.overrides import (
+    Override,
+    apply_overrides,
+    format_path,
+    parse_override,
+    parse_path,
+)
 from simulator.schema import Located, PositiveInt, Strict, TrainConfig
 
 SIMILARITIES = ("cosine", "euclidean", "l1", "linf")
@@ -168,9 +177,7 @@ class SweepConfig(Strict):
                                "seed drawn from the seed tree")
 
     @model_validator(mode="after")
-    def _axes(self) -> "SweepConfig":
-        from simulator.overrides import parse_path  # overrides imports this module
-
+    def _axes(self) -> SweepConfig:
         axes = [(("grid", path), path) for path in self.grid]
         for i, group in enumerate(self.zip):
             if not group:
@@ -202,12 +209,6 @@ class SweepConfig(Strict):
 # --------------------------------------------------------------------------- network (issue 4)
 
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-
-
-def _bits_value(value: int) -> int:
-    if not (1 <= value <= 16 or value == 32):
-        raise ValueError(f"must be in 1..16 or 32 (float32), got {value}")
-    return value
 
 
 class SimulationConfig(Strict):
@@ -254,7 +255,7 @@ class DeviceCpuConfig(Strict):
     flops_per_cycle: float = Field(4.0, gt=0.0, le=1e6)
 
     @model_validator(mode="after")
-    def _range(self) -> "DeviceCpuConfig":
+    def _range(self) -> DeviceCpuConfig:
         if self.f_min_hz > self.f_max_hz:
             raise Located(f"f_min_hz = {self.f_min_hz} exceeds f_max_hz = {self.f_max_hz}", ("f_min_hz",))
         return self
@@ -308,7 +309,7 @@ class _Interval(Strict):
     end_s: float = Field(gt=0.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "_Interval":
+    def _ordered(self) -> _Interval:
         if self.end_s <= self.start_s:
             raise Located(f"end_s = {self.end_s} must be after start_s = {self.start_s}", ("end_s",))
         return self
@@ -339,181 +340,6 @@ class FaultsConfig(Strict):
     link_outages: tuple[LinkOutageFault, ...] = ()
     device_off: tuple[DeviceOffFault, ...] = ()
     server_slowdowns: tuple[ServerSlowdownFault, ...] = ()
-
-
-class StaticControllerConfig(Strict):
-    """Fixed options every slot (the baseline until the drift-plus-penalty controller is selected)."""
-
-    kind: Literal["static"] = "static"
-    encoder: str | None = Field(None, description="encoder every device uses (must be in each pool); "
-                                "empty = the first of each device's pool")
-    anchors: PositiveInt = Field(64, description="K: anchors sent per task (a prefix of the anchor list)")
-    bits: int = Field(8, description="b: bits per entry (32 = float32)")
-    rate_bps: float | None = Field(None, gt=0.0, le=1e12, description="fixed rate (outage when the slot's "
-                                   "R_max is lower); empty = the slot's R_max at full power")
-    cpu_hz: float | None = Field(None, gt=0.0, le=1e12, description="device CPU frequency, clipped to "
-                                 "[f_min_hz, f_max_hz]; empty = f_max_hz")
-
-    @field_validator("bits")
-    @classmethod
-    def _bits_ok(cls, value: int) -> int:
-        return _bits_value(value)
-
-
-CONTROLLER_KINDS = ("static", "lyapunov", "max-accuracy", "min-energy", "greedy")
-
-
-class _OptionSetConfig(Strict):
-    """What the per-slot controllers choose from, and the model they plan with.
-
-    Each transmitter's options are its encoder pool × ``anchors`` × ``bits``; the accuracy Ĝ of
-    every option comes from the calibration table (validation split), so every K must be one of
-    ``stitching.anchors`` and every b one of ``stitching.bits`` (ideal links, coded packets) or
-    ``stitching.noisy_bits`` (digital links). The targets are ``simulation.delay_target_s`` and
-    ``simulation.accuracy_target`` (one place only). Receivers must use
-    ``scheduling: partitioned``: the controller sets each device's server CPU share.
-    """
-
-    anchors: tuple[PositiveInt, ...] = Field((16, 32, 64, 128, 256, 512), min_length=1,
-                                             description="K options (prefixes of the anchor list)")
-    bits: tuple[int, ...] = Field((2, 4, 8, 16), min_length=1, description="b options (1..16 or 32 = float32)")
-    include_server_energy: bool = Field(True, description="count the server's decoding energy κ_s x² W_rx in "
-                                        "the energy minimized and bounded")
-    server_freq_min_hz: float | None = Field(
-        None, gt=0.0, le=1e13, description="floor x_min on the server clock given to a device (Hz); empty = "
-        "the largest W_rx per slot (the slowest decoding fits in one slot)")
-    min_rate_bps: float | None = Field(
-        None, gt=0.0, le=1e12, description="R_min: lowest rate (bit/s), chosen when the delay queue is empty. "
-        "A value is a hard floor: a slot whose R_max is below it holds (the task waits), which caps what a deep "
-        "fade can cost. Empty = the largest payload per slot (N_max / slot_s: the slowest transmission fits in "
-        "one slot), lowered to R_max in a slot that cannot carry it (never holds)")
-    settle_slots: int = Field(0, ge=0, description="slots at the start left out of the offline-bound "
-                              "comparison and of the settled statistics in summary.json (queue transient)")
-    accuracy_margin: float = Field(0.0, ge=0.0, le=0.5, description="plan for Ĝ ≥ accuracy_target + margin: "
-                                   "a safety margin for the calibration table's bias on unseen (test) data")
-
-    @field_validator("bits")
-    @classmethod
-    def _bits_ok(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        for b in value:
-            _bits_value(b)
-        return tuple(sorted(set(value)))
-
-    @field_validator("anchors")
-    @classmethod
-    def _anchors_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(sorted(set(value)))
-
-
-class LyapunovControllerConfig(_OptionSetConfig):
-    """Drift-plus-penalty (DESIGN §2): each slot min V·E + Z·L − Y·Ĝ, then the queues advance.
-
-    ``Z_{t+1} = max(0, Z_t + μ (L_t − L_max))`` with L_t the mean delay of the tasks completed
-    in the slot (the decision's predicted delay when none completed), and
-    ``Y_{t+1} = max(0, Y_t + ν (A_min − Ĝ_t))`` with Ĝ_t the calibrated accuracy of the
-    decision (labels are never seen) and A_min = accuracy_target + accuracy_margin. Only V/μ
-    and ν/μ shape the behaviour (scaling V, μ, ν and the queues together changes nothing); the
-    queues settle near V·λ* and V·η* (the optimal multipliers) after O(V/μ) slots.
-    """
-
-    kind: Literal["lyapunov"]
-    v: float = Field(1e3, ge=0.0, le=1e15, description="V: weight of energy against the queues "
-                     "(energy O(1/V) from optimal, queues O(V))")
-    mu: float = Field(1.0, gt=0.0, le=1e15, description="μ: step of the delay queue (objective units per s²)")
-    nu: float = Field(1.0, gt=0.0, le=1e15, description="ν: step of the accuracy queue")
-    initial_delay_queue: float = Field(0.0, ge=0.0, le=1e15, description="Z_0 (added to V·delay_queue_per_v)")
-    initial_accuracy_queue: float = Field(0.0, ge=0.0, le=1e15, description="Y_0 (added to V·accuracy_queue_per_v)")
-    delay_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="place-holder backlog per unit V: Z starts "
-                                     "at initial_delay_queue + V·this, an estimate λ̂ of the delay multiplier "
-                                     "learned on another channel realization (the trade-off driver's pilot), so "
-                                     "that the queue need not climb to V·λ* from empty, which takes O(V/μ) slots")
-    accuracy_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="the same for Y: Y starts at "
-                                        "initial_accuracy_queue + V·this (η̂)")
-    v_sweep: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] = Field(
-        (), description="V values run by the trade-off driver (python -m simulator.experiment.tradeoff); empty = "
-        "the values of sweep.grid's controller.v; relcomm run uses v")
-
-
-class MaxAccuracyControllerConfig(_OptionSetConfig):
-    """Baseline: the option of highest Ĝ at full power, f_max and an equal server split."""
-
-    kind: Literal["max-accuracy"]
-
-
-class MinEnergyControllerConfig(_OptionSetConfig):
-    """Baseline: least energy with predicted delay ≤ ``delay_cap_s``, accuracy ignored."""
-
-    kind: Literal["min-energy"]
-    delay_cap_s: float | None = Field(None, gt=0.0, le=3600.0, description="per-task delay cap; "
-                                      "empty = simulation.slot_s")
-
-
-class GreedyControllerConfig(_OptionSetConfig):
-    """Baseline: per task, the cheapest option meeting L_max with Ĝ ≥ A_min (simulation targets)."""
-
-    kind: Literal["greedy"]
-
-
-def _controller_kind(value: Any) -> str:
-    kind = value.get("kind", "static") if isinstance(value, dict) else getattr(value, "kind", "static")
-    return kind if isinstance(kind, str) else repr(kind)
-
-
-ControllerConfig = Annotated[
-    Union[
-        Annotated[StaticControllerConfig, Tag("static")],
-        Annotated[LyapunovControllerConfig, Tag("lyapunov")],
-        Annotated[MaxAccuracyControllerConfig, Tag("max-accuracy")],
-        Annotated[MinEnergyControllerConfig, Tag("min-energy")],
-        Annotated[GreedyControllerConfig, Tag("greedy")],
-    ],
-    Discriminator(_controller_kind),
-]
-"""``controller:``, a union on ``kind`` (``static`` when left out)."""
-
-
-def _check_option_sets(sc: "Scenario") -> None:
-    """Cross-field rules of the dynamic controllers (called by :class:`Scenario` with transmitters)."""
-    ctl, st, sim = sc.controller, sc.stitching, sc.simulation
-    kind = ctl.kind
-    if sc.channel.mode == "analog":
-        raise Located(f"controller.kind {kind} plans digital payloads (N = K·b + header bits at rate R); "
-                       "channel.mode analog is not supported", ("controller", "kind"))
-    for i, k in enumerate(ctl.anchors):
-        if k > sc.anchors.count:
-            raise Located(f"K = {k} exceeds the anchor list length anchors.count = {sc.anchors.count}",
-                           ("controller", "anchors", i))
-        if k not in st.anchors:
-            raise Located(f"K = {k} has no calibrated accuracy: add it to stitching.anchors",
-                           ("controller", "anchors", i))
-    coded = {tx.radio.packet_errors == "fbl" for tx in sc.transmitters}
-    error_free = sc.channel.mode == "ideal" or True in coded
-    noisy = sc.channel.mode == "digital" and False in coded
-    for i, b in enumerate(ctl.bits):
-        if error_free and b not in st.bits:
-            raise Located(f"b = {b} has no calibrated accuracy on an error-free link: add it to stitching.bits",
-                           ("controller", "bits", i))
-        if noisy and b not in st.noisy_bits:
-            raise Located(f"b = {b} has no calibrated accuracy through the digital channel: add it to "
-                           "stitching.noisy_bits", ("controller", "bits", i))
-    devices: dict[str, int] = {}
-    for tx in sc.transmitters:
-        devices[tx.receiver] = devices.get(tx.receiver, 0) + 1
-    for j, rx in enumerate(sc.receivers):
-        if rx.id in devices and rx.scheduling != "partitioned":
-            raise Located(f"controller.kind {kind} sets each device's server CPU share: receiver {quoted(rx.id)} "
-                           "needs scheduling: partitioned", ("receivers", j, "scheduling"))
-        if ctl.server_freq_min_hz is not None and devices.get(rx.id, 0) * ctl.server_freq_min_hz > rx.cpu_hz:
-            raise Located(f"{devices[rx.id]} devices × {ctl.server_freq_min_hz} Hz exceed the clock of receiver "
-                           f"{quoted(rx.id)} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
-    if ctl.settle_slots >= sim.slots:
-        raise Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
-    if sim.accuracy_target is not None and sim.accuracy_target + ctl.accuracy_margin > 1.0:
-        raise Located("accuracy_target + accuracy_margin exceeds 1", ("controller", "accuracy_margin"))
-    if kind in ("lyapunov", "greedy"):
-        for name in ("delay_target_s", "accuracy_target"):
-            if getattr(sim, name) is None:
-                raise Located(f"required by controller.kind {kind}", ("simulation", name))
 
 
 def _union_error(loc: tuple, err: dict, message: str) -> tuple[tuple, str]:
@@ -577,7 +403,7 @@ RESULTS_ROOT = Path("results")
 """The results root of the commands' default folders, relative to the working folder."""
 
 
-def default_results_dir(scenario: "Scenario", suffix: str = "") -> Path:
+def default_results_dir(scenario: Scenario, suffix: str = "") -> Path:
     """``results/<outputs.dir or name><suffix>``: where a command writes when ``--out`` is not given."""
     return RESULTS_ROOT / f"{scenario.outputs.dir or scenario.name}{suffix}"
 
@@ -601,8 +427,8 @@ class Scenario(Strict):
     receivers: tuple[ReceiverConfig, ...] = ()
     transmitters: tuple[TransmitterConfig, ...] = ()
     faults: FaultsConfig = FaultsConfig()
-    controller: ControllerConfig = Field(StaticControllerConfig(), description="who decides each slot: "
-                                         "kind static, lyapunov, max-accuracy, min-energy or greedy")
+    controller: ControllerConfig = Field(CONTROLLER_KINDS[DEFAULT_KIND].settings(), description="who decides "
+                                         "each slot: kind " + ", ".join(CONTROLLER_KINDS))
     outputs: OutputsConfig = OutputsConfig()
     sweep: SweepConfig | None = Field(None, description="runs of `relcomm sweep`; other commands ignore it")
 
@@ -623,8 +449,6 @@ class Scenario(Strict):
         # the scenario itself is reported at its own path, not at an axis.
         if not isinstance(values, dict) or not isinstance(values.get("sweep"), dict):
             return values
-        from simulator.overrides import Override, apply_overrides, parse_path  # it imports this module
-
         try:
             spec = SweepConfig.model_validate(values["sweep"])
             Scenario.model_validate({k: v for k, v in values.items() if k != "sweep"})
@@ -665,12 +489,8 @@ class Scenario(Strict):
         return {**values, "transmitters": txs}
 
     @model_validator(mode="after")
-    def _network_fields(self) -> "Scenario":
+    def _network_fields(self) -> Scenario:
         encoders = {e.id for e in self.encoders}
-        static = self.controller if isinstance(self.controller, StaticControllerConfig) else None
-        if static is not None and static.encoder is not None and static.encoder not in encoders:
-            raise Located(f"unknown encoder {quoted(static.encoder)} (known: {', '.join(sorted(encoders))})",
-                           ("controller", "encoder"))
         rx_ids: dict[str, int] = {}
         for i, rx in enumerate(self.receivers):
             if rx.id in rx_ids:
@@ -694,10 +514,6 @@ class Scenario(Strict):
                                    ("transmitters", i, "encoders", j))
             if len(set(tx.encoders)) != len(tx.encoders):
                 raise Located("encoder ids in a pool must be distinct", ("transmitters", i, "encoders"))
-            ctl = static.encoder if static is not None else None
-            if ctl is not None and ctl not in tx.encoders:
-                raise Located(f"encoder {quoted(ctl)} is not in the pool of transmitter {quoted(tx.id)}",
-                               ("controller", "encoder"))
             if tx.link.bandwidth_share is not None:
                 share[tx.receiver] = share.get(tx.receiver, 0.0) + tx.link.bandwidth_share
                 if share[tx.receiver] > 1.0 + 1e-9:
@@ -706,11 +522,7 @@ class Scenario(Strict):
             if tx.radio.packet_errors == "fbl" and self.channel.mode == "analog":
                 raise Located("finite-blocklength packets need a digital or ideal channel.mode, not analog",
                                ("transmitters", i, "radio", "packet_errors"))
-        if self.transmitters and static is not None and static.anchors > self.anchors.count:
-            raise Located(f"K = {static.anchors} exceeds the anchor list length "
-                           f"anchors.count = {self.anchors.count}", ("controller", "anchors"))
-        if self.transmitters and static is None:
-            _check_option_sets(self)
+        self.controller.check_scenario(self)  # the kind's own cross-field rules (simulator.control.kinds)
         for kind, ids, key in (("link_outages", tx_ids, "transmitter"), ("device_off", tx_ids, "transmitter"),
                                ("server_slowdowns", set(rx_ids), "receiver")):
             last_end: dict[str, float] = {}
@@ -726,7 +538,7 @@ class Scenario(Strict):
 
 
     @model_validator(mode="after")
-    def _cross_fields(self) -> "Scenario":
+    def _cross_fields(self) -> Scenario:
         seen: set[str] = set()
         for i, enc in enumerate(self.encoders):
             if enc.id in seen:
@@ -749,13 +561,6 @@ class Scenario(Strict):
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def format_path(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
@@ -816,10 +621,34 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
         raise ScenarioError(message, path=format_path(loc) or source, line=_line_of(node, loc)) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Load and validate a scenario file."""
+def _is_prefix(a: str, b: str) -> bool:
+    return b == a or b.startswith(a + ".") or b.startswith(a + "[")
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Load a scenario file, apply ``--set`` overrides (:mod:`simulator.overrides`) to its raw data, and validate.
+
+    An error in a field that an override set (or in a key it named) is reported at that path,
+    with the override as typed and without the file's line number (the file is not at fault).
+    """
+    parsed = [parse_override(text) for text in overrides]
     data, node = read_yaml(path)
-    return parse_scenario(data, node, source=str(path))
+    if not parsed:
+        return parse_scenario(data, node, source=str(path))
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario must be a YAML mapping at the top level", path=str(path))
+    for ov in parsed:
+        try:
+            data = apply_overrides(data, [ov])
+        except ScenarioError as exc:
+            raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
+    try:
+        return parse_scenario(data, node, source=str(path))
+    except ScenarioError as exc:
+        for ov in reversed(parsed):
+            if exc.path and (_is_prefix(ov.path, exc.path) or _is_prefix(exc.path, ov.path)):
+                raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
+        raise
 
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:

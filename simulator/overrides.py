@@ -1,20 +1,29 @@
-"""Command-line overrides (``--set key.path=value``) applied to a scenario's raw data before validation."""
+"""Command-line overrides (``--set key.path=value``) applied to a scenario's raw data before validation.
+
+Plain data in, plain data out: :func:`simulator.config.load_scenario` applies them and validates.
+"""
 
 from __future__ import annotations
 
 import copy
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from simulator import yamlio
-from simulator.config import Scenario, format_path, parse_scenario, read_yaml
-from simulator.errors import ScenarioError, clipped, quoted
+from simulator.errors import ScenarioError, quoted
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|(\d+)")
 # PyYAML (YAML 1.1) reads ``1e4`` as a string; on the command line it is surely a number.
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    """``('transmitters', 0, 'cpu')`` → ``transmitters[0].cpu``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 @dataclass(frozen=True)
@@ -100,34 +109,4 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[Override]) -> dict
     return out
 
 
-def _is_prefix(a: str, b: str) -> bool:
-    return b == a or b.startswith(a + ".") or b.startswith(a + "[")
-
-
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """Load a scenario file, apply ``--set`` overrides to its raw data, and validate the result.
-
-    An error in a field that an override set (or in a key it named) is reported at that path,
-    with the override as typed and without the file's line number (the file is not at fault).
-    """
-    parsed = [parse_override(text) for text in overrides]
-    data, node = read_yaml(path)
-    if not parsed:
-        return parse_scenario(data, node, source=str(path))
-    if not isinstance(data, dict):
-        raise ScenarioError("a scenario must be a YAML mapping at the top level", path=str(path))
-    for ov in parsed:
-        try:
-            data = apply_overrides(data, [ov])
-        except ScenarioError as exc:
-            raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
-    try:
-        return parse_scenario(data, node, source=str(path))
-    except ScenarioError as exc:
-        for ov in reversed(parsed):
-            if exc.path and (_is_prefix(ov.path, exc.path) or _is_prefix(exc.path, ov.path)):
-                raise ScenarioError(f"{exc.message} (from --set {clipped(ov.text)})", path=exc.path) from None
-        raise
-
-
-__all__ = ["Override", "parse_path", "parse_override", "apply_overrides", "load_scenario"]
+__all__ = ["Override", "format_path", "parse_path", "parse_override", "apply_overrides"]

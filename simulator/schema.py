@@ -40,6 +40,13 @@ class Strict(BaseModel):
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def bits_value(value: int) -> int:
+    """Check a bit width b per entry: 1..16, or 32 (float32)."""
+    if not (1 <= value <= 16 or value == 32):
+        raise ValueError(f"must be in 1..16 or 32 (float32), got {value}")
+    return value
+
+
 class TrainConfig(Strict):
     """Training budget of an encoder (as a classifier with a cosine head) or a receiver head."""
 
@@ -52,4 +59,4 @@ class TrainConfig(Strict):
         "encoder's own seed) instead of all of it")
 
 
-__all__ = ["Located", "Strict", "PositiveInt", "TrainConfig"]
+__all__ = ["Located", "Strict", "PositiveInt", "TrainConfig", "bits_value"]

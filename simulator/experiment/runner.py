@@ -102,7 +102,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
         # A dynamic controller plans with Ĝ; World checks the accuracy target against it
         # (ScenarioError at simulation.accuracy_target when no option reaches it).
-        calibration = None if scenario.controller.kind == "static" else calibration_rows(zoo, log)
+        calibration = calibration_rows(zoo, log) if scenario.controller.needs_calibration else None
         world = World(scenario, zoo, calibration)
         with target.staging() as staging:
             write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})

@@ -82,7 +82,9 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from simulator import __version__  # noqa: E402
-from simulator.config import Scenario, SweepConfig, parse_scenario, read_yaml, scenario_to_dict  # noqa: E402
+from simulator.config import (Scenario, SweepConfig, load_scenario, parse_scenario, read_yaml,  # noqa: E402
+                              scenario_to_dict)
+from simulator.control import anchor_options  # noqa: E402
 from simulator.errors import ScenarioError  # noqa: E402
 from simulator.experiment.calibration import calibration_rows  # noqa: E402
 from simulator.experiment.executors import Executor, open_executor  # noqa: E402
@@ -90,9 +92,8 @@ from simulator.experiment.runner import run_scenario  # noqa: E402
 from simulator.folders import claim, mark, remove_leftovers  # noqa: E402
 from simulator.latent.cache import cache_key  # noqa: E402
 from simulator.latent.zoo import Zoo  # noqa: E402
-from simulator.network.controller import anchor_options  # noqa: E402
 from simulator.network.world import ZOO_FIELDS  # noqa: E402
-from simulator.overrides import Override, apply_overrides, load_scenario, parse_override, parse_path  # noqa: E402
+from simulator.overrides import Override, apply_overrides, parse_override, parse_path  # noqa: E402
 from simulator.plots import tradeoff_curves  # noqa: E402
 from simulator.results import write_csv, write_json, write_yaml  # noqa: E402
 from simulator.rng import SeedTree  # noqa: E402
@@ -232,8 +233,8 @@ def prepare_shared(scenarios: list[Scenario], log: Log) -> int:
     """Build, once, what ``scenarios`` will load from the cache: zoos, receiver heads, Ĝ tables.
 
     For each distinct zoo: the heads of every receiver for every K its controller may choose
-    (:func:`~simulator.network.controller.anchor_options`), and the calibration table when a
-    controller plans with it (every kind but ``static``, as the runner does). Returns the
+    (:func:`~simulator.control.registry.anchor_options`), and the calibration table when a
+    controller plans with it (``needs_calibration``, as the runner does). Returns the
     number of distinct zoos. Whatever is missed here is built by the first run that needs it;
     cache writes are atomic, so two workers building the same artifact only waste time.
     """
@@ -245,7 +246,7 @@ def prepare_shared(scenarios: list[Scenario], log: Log) -> int:
         heads = sorted({(rx.encoder, k) for sc in members for rx in sc.receivers for k in anchor_options(sc)})
         for encoder_id, k in heads:
             zoo.relative_head(encoder_id, k)
-        if any(sc.controller.kind != "static" for sc in members):
+        if any(sc.controller.needs_calibration for sc in members):
             calibration_rows(zoo, log)
     return len(groups)
 

@@ -39,12 +39,11 @@ them and no pilot; ``--pilot-only`` learns them and prints the two lines to past
 trace, and a longer pilot leaves less of its own sampling noise in it.
 
 Run ``relcomm tradeoff SCENARIO.yaml [--out DIR] [--baselines …] [--pilot-only]`` (or
-``python -m simulator.experiment.tradeoff …``, the same).
+``python -m simulator tradeoff …``, the same).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -52,13 +51,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from simulator import plots
-from simulator.config import LyapunovControllerConfig, Scenario, parse_scenario, scenario_to_dict
+from simulator.config import Scenario, parse_scenario, scenario_to_dict
+from simulator.control.kinds.lyapunov import LyapunovControllerConfig
+from simulator.control.policy import OptionSetConfig
+from simulator.control.tables import AccuracyTable
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.runner import judge, run_scenario, settled_metrics
 from simulator.folders import claim
 from simulator.latent.zoo import Zoo
-from simulator.network.controller import AccuracyTable
 from simulator.results import write_csv
 
 BASELINES = ("static", "max-accuracy", "min-energy", "greedy")
@@ -81,9 +82,7 @@ def _with_controller(scenario: Scenario, controller: dict[str, Any], seed: int |
 
 def _option_fields(cfg: LyapunovControllerConfig) -> dict[str, Any]:
     """The option-set settings every dynamic kind shares (what the baselines are run with)."""
-    skip = {"kind", "v", "mu", "nu", "initial_delay_queue", "initial_accuracy_queue", "delay_queue_per_v",
-            "accuracy_queue_per_v", "v_sweep"}
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in skip}
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if k in OptionSetConfig.model_fields}
 
 
 def static_choice(scenario: Scenario, accuracy: AccuracyTable) -> dict[str, Any]:
@@ -232,17 +231,6 @@ def _describe(row: dict[str, Any], wall_s: float) -> str:
     return (f"{name}: {row['energy_per_task_j']:.4g} J/task, delay {row['mean_delay_s'] * 1e3:.3f} ms, "
             f"accuracy {row['accuracy']:.4f}{gap}, constraints {'met' if row['constraints_met'] else 'NOT met'} "
             f"({wall_s:.0f} s)")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simulator.experiment.tradeoff …`` is ``relcomm tradeoff …``."""
-    from simulator.cli import main as cli_main
-
-    return cli_main(["tradeoff", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 __all__ = ["run_tradeoff", "v_values", "lyapunov_section", "pilot_multipliers", "static_choice",

@@ -7,7 +7,7 @@ One ``simpy.Environment`` holds
 - the **slot clock**: at ``t = s·slot_s`` it closes slot ``s − 1`` (writes its ``slots.csv`` rows,
   gives the controller its feedback, resolves a batch of task outcomes when enough are
   waiting) and opens slot ``s``: reads the link gains of the slot, builds the
-  :class:`~simulator.network.controller.Observation`, asks the controller, and publishes the
+  :class:`~simulator.control.interface.Observation`, asks the controller, and publishes the
   decision in :attr:`World.state` (plain Python lists, read by the agents). Its events run
   before any other event at the same instant (SimPy's URGENT priority), so an arrival at a
   slot boundary belongs to the new slot;
@@ -40,10 +40,10 @@ from simpy.events import Event
 from simulator import __version__
 from simulator.channel import linear_to_db, power_for_rate_w, snr
 from simulator.config import Scenario
+from simulator.control import Feedback, NetworkSpec, Observation, anchor_options, build_controller
 from simulator.errors import ScenarioError
 from simulator.latent.zoo import Zoo
 from simulator.network.agents import Receiver, Task, Transmitter
-from simulator.network.controller import Feedback, NetworkSpec, Observation, anchor_options, build_controller
 from simulator.network.energy import EnergyLedger, cycles, head_flops, idle_energy_j, projection_flops
 from simulator.network.faults import FaultSchedule
 from simulator.network.links import LinkTable

@@ -8,13 +8,14 @@ import shutil
 import pytest
 import yaml
 
+from simulator.cli import main as cli_main
 from simulator.config import parse_scenario
+from simulator.control.tables import AccuracyTable
 from simulator.errors import ScenarioError
 from simulator.experiment import runner, tradeoff
 from simulator.experiment.runner import settled_metrics
 from simulator.experiment.tradeoff import COLUMNS, run_tradeoff, static_choice
 from simulator.plots import plot_folder, v_sweep_figure
-from simulator.network.controller import AccuracyTable
 from tests.network.conftest import NETWORK, merge
 from tests.network.test_lyapunov_world import DYNAMIC, fake_calibration, g_hat
 
@@ -123,7 +124,7 @@ def test_the_driver_needs_a_lyapunov_controller_and_v_values(sweep_scenario, tin
     assert info.value.path == "controller.kind"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert tradeoff.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert cli_main(["tradeoff", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: controller.kind") and err.count("\n") == 1
 
@@ -145,11 +146,9 @@ def test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v(sweep_sc
 @pytest.mark.parametrize("flags, message", [(["--baselines", "nope"], "--baselines: unknown baseline 'nope'"),
                                             (["--pilot-slots", "0"], "--pilot-slots: must be a positive")])
 def test_bad_tradeoff_flags_are_one_line_input_errors(sweep_scenario, tmp_path, capsys, flags, message):
-    from simulator.cli import main
-
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(sweep_scenario.model_dump(mode="json")))
-    assert main(["tradeoff", str(path), "--out", str(tmp_path / "out"), *flags]) == 2
+    assert cli_main(["tradeoff", str(path), "--out", str(tmp_path / "out"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -161,6 +160,6 @@ def test_pilot_only_refuses_a_static_scenario_before_any_work(sweep_scenario, tm
     path = tmp_path / "static.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setattr(tradeoff.Zoo, "build", lambda *a, **k: pytest.fail("the zoo was built"))
-    assert tradeoff.main([str(path), "--out", str(tmp_path / "out"), "--quiet", "--pilot-only"]) == 2
+    assert cli_main(["tradeoff", str(path), "--out", str(tmp_path / "out"), "--quiet", "--pilot-only"]) == 2
     assert capsys.readouterr().err.startswith("error: controller.kind")
     assert not (tmp_path / "out").exists()

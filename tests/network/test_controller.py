@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from simulator.network.controller import Observation, StaticController, anchor_options
+from simulator.control import Observation, anchor_options
+from simulator.control.kinds.static import StaticController
 from simulator.network.world import World
 
 

@@ -13,10 +13,13 @@ import math
 import numpy as np
 import pytest
 
-from simulator.config import LyapunovControllerConfig, parse_scenario
+from simulator.config import parse_scenario
+from simulator.control import Observation
+from simulator.control.kinds.lyapunov import LyapunovControllerConfig
+from simulator.control.policy import PolicyController
+from simulator.control.tables import AccuracyTable, interpolate_db
 from simulator.errors import ScenarioError
 from simulator.latent.stitching import StitchRow
-from simulator.network.controller import AccuracyTable, Observation, PolicyController, interpolate_db
 from simulator.network.world import World
 from tests.control.test_closed_form import _argmin_log
 
@@ -62,7 +65,7 @@ DYNAMIC = {
 @pytest.fixture
 def dyn_of(net_dict):
     """``dyn_of(controller, **sections)``: the tiny network with a dynamic controller, validated."""
-    def build(controller: dict, **update) -> "Scenario":  # noqa: F821
+    def build(controller: dict, **update) -> Scenario:  # noqa: F821
         data = merge(merge(net_dict, DYNAMIC), update)
         data["controller"] = {"anchors": [8, 32, 64], "bits": [2, 4, 8], **controller}
         return parse_scenario(data)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from simulator.channel import db_to_linear, fbl_error_probability, transmit_payload
+from simulator.control import Decision
 from simulator.experiment.runner import comparable_summary
 from simulator.latent.stitching import predict
-from simulator.network.controller import Decision
 from simulator.network.energy import cycles, head_flops, projection_flops
 from simulator.network.world import World
 
