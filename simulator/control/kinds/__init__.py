@@ -8,6 +8,7 @@ decorated with :func:`~simulator.control.registry.register`) plus its import bel
 
 # isort: off  (registration order is the order of the kinds in messages and in the schema: the default first)
 from simulator.control.kinds import static, lyapunov, max_accuracy, min_energy, greedy  # noqa: F401
+from simulator.control.kinds import offline_multipliers  # noqa: F401
 # isort: on
 
 from simulator.control.registry import KINDS, settings_union
