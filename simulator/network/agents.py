@@ -124,7 +124,8 @@ class Transmitter:
         self.tally = SlotTally()
         self._wake: simpy.Event | None = None
         self._gen = generator
-        self._uniforms: list[float] = []
+        self._uniforms = np.empty(0)
+        self._next_uniform = 0
         self._eps_key: tuple = ()
         self._eps = 0.0
         self.process = self.env.process(self._serve())
@@ -252,9 +253,11 @@ class Transmitter:
                 yield world.state.next_slot
 
     def _uniform(self) -> float:
-        if not self._uniforms:
-            self._uniforms = self._gen.random(_UNIFORM_CHUNK).tolist()[::-1]
-        return self._uniforms.pop()
+        # drawn a chunk at a time, kept as an array (8 bytes each, not a list of Python floats)
+        if self._next_uniform == len(self._uniforms):
+            self._uniforms, self._next_uniform = self._gen.random(_UNIFORM_CHUNK), 0
+        self._next_uniform += 1
+        return float(self._uniforms[self._next_uniform - 1])
 
     def _packet_error(self, task: Task, snr: float, airtime: float) -> float:
         """Finite-blocklength error probability of this packet in the current slot (cached per slot and N)."""

@@ -6,9 +6,13 @@ per link, and ``R_max,t = B_i log2(1 + P_max g_t / (Γ N0 B_i))``. A receiver's 
 split among its transmitters: each gets its ``bandwidth_share`` when set, and the rest is
 split equally among those without one (FDMA).
 
-Gains are generated ``chunk_slots`` slots at a time (a 10⁶-slot run never holds its whole
-trace). Each chunk of a correlated (Jakes, AR(1)) trace starts from the stationary law, so the
-time correlation restarts once per chunk (every 65 536 slots by default); marginals are exact.
+Memory: gains are generated ``block_slots`` slots at a time (1024 by default: 16 KiB per link
+for the gains and ``R_max``), whatever the run's length. A link with i.i.d. fading draws each
+block from its own generator, so the block size does not change its trace. A correlated
+(Jakes, AR(1)) trace is generated ``chunk_slots`` slots at a time and starts each chunk from the
+stationary law, so the time correlation restarts once per chunk (every 65 536 slots by
+default; marginals are exact); such a link holds its chunk, cut at the run's last slot (8 bytes
+per slot, at most 512 KiB).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from simulator.config import ChannelConfig, ReceiverConfig, TransmitterConfig
 from simulator.rng import SeedTree
 
 CHUNK_SLOTS = 1 << 16
+BLOCK_SLOTS = 1 << 10
 
 
 def split_bandwidth(transmitters: Sequence[TransmitterConfig], receivers: Sequence[ReceiverConfig],
@@ -61,6 +66,12 @@ class LinkTable:
         ``shadowing/<tx id>``, so adding a device does not change the others' channels.
     max_power_w : array_like
         ``P_max`` per transmitter (W), for ``R_max``.
+    chunk_slots : int
+        Slots after which a correlated trace restarts from the stationary law.
+    horizon_slots : int, optional
+        Slots the run lasts: no correlated chunk is generated past it (None: no limit).
+    block_slots : int
+        Slots whose gains are generated at once (any value gives the same gains).
 
     Attributes
     ----------
@@ -74,7 +85,8 @@ class LinkTable:
 
     def __init__(self, channel: ChannelConfig, transmitters: Sequence[TransmitterConfig],
                  receivers: Sequence[ReceiverConfig], slot_s: float, seeds: SeedTree,
-                 max_power_w: Sequence[float], chunk_slots: int = CHUNK_SLOTS):
+                 max_power_w: Sequence[float], chunk_slots: int = CHUNK_SLOTS, horizon_slots: int | None = None,
+                 block_slots: int = BLOCK_SLOTS):
         self.links = [tx.link for tx in transmitters]
         self.bandwidth_hz = split_bandwidth(transmitters, receivers, channel.bandwidth_hz)
         pl = channel.path_loss
@@ -92,16 +104,36 @@ class LinkTable:
         self.rho = [jakes_rho(link.doppler_hz, slot_s) if link.doppler_hz > 0 else 0.0 for link in self.links]
         self._gens = [seeds.child("fading", tx.id).numpy() for tx in transmitters]
         self.chunk_slots = int(chunk_slots)
+        self.horizon_slots = None if horizon_slots is None else int(horizon_slots)
+        self.block_slots = int(block_slots)
+        self._correlated = {i for i, rho in enumerate(self.rho) if rho != 0.0}
+        self._chunks: dict[int, np.ndarray] = {}  # correlated link → |h|² of its current chunk
         self._start = 0
         self._gain = np.empty((0, len(self.links)))
         self._r_max = self._gain
 
+    def _fading(self, i: int, n: int) -> np.ndarray:
+        """|h|² of link ``i`` over ``n`` slots from its generator's current state, shape (n,)."""
+        link = self.links[i]
+        return gain_trace(link.fading, n, 1, self._gens[i], k_factor=link.k_factor, m=link.nakagami_m,
+                          rho=self.rho[i])[:, 0]
+
+    def _span(self, slot: int, n: int) -> int:
+        """``n`` slots from ``slot``, cut at the run's end."""
+        return n if self.horizon_slots is None else min(n, self.horizon_slots - slot)
+
     def _fill(self, slot: int) -> None:
-        n = self.chunk_slots
+        offset = slot % self.chunk_slots
+        if offset == 0 and self._correlated:
+            # An AR(1) trace is causal: cut at the run's end, its slots are those of the full chunk.
+            size = self._span(slot, self.chunk_slots)
+            self._chunks = {i: self._fading(i, size) for i in sorted(self._correlated)}
+        # A block never straddles a chunk boundary, where correlated traces restart.
+        n = min(self._span(slot, self.block_slots), self.chunk_slots - offset)
         fading = np.empty((n, len(self.links)))
-        for i, (link, gen) in enumerate(zip(self.links, self._gens)):
-            fading[:, i] = gain_trace(link.fading, n, 1, gen, k_factor=link.k_factor, m=link.nakagami_m,
-                                      rho=self.rho[i])[:, 0]
+        for i in range(len(self.links)):
+            # i.i.d. links draw slot by slot from their own generator: any block size gives the same trace
+            fading[:, i] = self._chunks[i][offset:offset + n] if i in self._correlated else self._fading(i, n)
         self._gain = fading * self.large_scale_gain
         self._r_max = max_rate_bps(self.max_power_w, self._gain, self.noise_psd_w_hz, self.bandwidth_hz, self.gap)
         self._start = slot
@@ -109,15 +141,17 @@ class LinkTable:
     def state(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """Gains ``g_t`` and ``R_max,t`` (bit/s) of every link in ``slot``: two (n_tx,) read-only views.
 
-        Slots must be asked for in increasing order (chunks are generated forward only).
+        Slots must be asked for in increasing order (blocks are generated forward only).
         """
         row = slot - self._start
         if row >= len(self._gain) or row < 0:
             if slot != self._start + len(self._gain):
                 raise ValueError("link states must be read slot by slot, in order")
+            if self.horizon_slots is not None and slot >= self.horizon_slots:
+                raise ValueError(f"slot {slot} is past the run's {self.horizon_slots} slots")
             self._fill(slot)
             row = 0
         return self._gain[row], self._r_max[row]
 
 
-__all__ = ["LinkTable", "split_bandwidth", "CHUNK_SLOTS"]
+__all__ = ["LinkTable", "split_bandwidth", "CHUNK_SLOTS", "BLOCK_SLOTS"]

@@ -1,8 +1,9 @@
 """Task arrival processes of a transmitter (Poisson, deterministic, bursty on-off), generated in chunks.
 
 Each task is a sample of the dataset's test split, drawn uniformly with replacement. Arrival
-times are produced a chunk at a time (a few thousand at once, vectorized), so a long run keeps
-only the current chunk in memory and the event loop pays one array look-up per arrival.
+times are produced a chunk at a time (4096 at once, vectorized), so a long run keeps only the
+current chunk in memory: as arrays, 12 bytes per arrival (48 KiB per device at most), and no
+arrival past the run's end.
 """
 
 from __future__ import annotations
@@ -36,13 +37,19 @@ class ArrivalStream:
         Size of the test split (sample indices are drawn in ``0..n_samples-1``).
     generator : numpy.random.Generator
         This transmitter's own stream (from the seed tree).
+    horizon_s : float, default inf
+        No arrival at or after it is returned; once a chunk reaches it, the stream ends (empty
+        chunks). A chunk is still drawn whole, so the arrivals before it do not depend on it.
     """
 
-    def __init__(self, cfg: TrafficConfig, slot_s: float, n_samples: int, generator: np.random.Generator):
+    def __init__(self, cfg: TrafficConfig, slot_s: float, n_samples: int, generator: np.random.Generator,
+                 horizon_s: float = np.inf):
         self.cfg = cfg
         self.slot_s = float(slot_s)
         self.n_samples = int(n_samples)
         self.gen = generator
+        self.horizon_s = float(horizon_s)
+        self._ended = False
         self._t = 0.0  # poisson: last arrival; bursty: start of the next cycle
         self._k = 0  # deterministic: index of the next arrival
         self._first = True
@@ -54,13 +61,22 @@ class ArrivalStream:
             return c.rate_per_slot * c.mean_on_slots / (c.mean_on_slots + c.mean_off_slots)
         return c.rate_per_slot
 
-    def next_chunk(self) -> tuple[list[float], list[int]]:
-        """The next arrivals in time order: (times in s, sample indices), as Python lists."""
+    def next_chunk(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next arrivals in time order: times (s, float64) and sample indices (int32), shape (n,).
+
+        Empty once the horizon has been reached.
+        """
+        if self._ended:
+            return np.empty(0), np.empty(0, dtype=np.int32)
         kind = self.cfg.kind
         times = (self._poisson() if kind == "poisson" else
                  self._deterministic() if kind == "deterministic" else self._bursty())
         samples = self.gen.integers(0, self.n_samples, size=len(times))
-        return times.tolist(), samples.tolist()
+        if times[-1] >= self.horizon_s:
+            self._ended = True
+            keep = int(np.searchsorted(times, self.horizon_s))
+            times, samples = times[:keep].copy(), samples[:keep]  # copies: the whole chunk is not kept
+        return times, samples.astype(np.int32)
 
     def _poisson(self) -> np.ndarray:
         gaps = self.gen.exponential(self.slot_s / self.cfg.rate_per_slot, size=_CHUNK)

@@ -22,7 +22,11 @@ quantization, bit errors or noise, head) is computed in batches of at least
 
 Memory is bounded: rows stream to disk, tallies are per agent, delays go to a fixed-size
 histogram, and at most ``OUTCOME_BATCH`` plus one slot's worth of finished tasks wait for their
-outcome.
+outcome. Per device it is a few KiB whatever the run's length: its agent objects, generators and
+tallies; its queued tasks; at most 4096 pending arrivals as arrays (12 bytes each, none past the
+run's end); ``BLOCK_SLOTS`` slots of link gains (16 KiB; a correlated link holds its chunk,
+:mod:`~simulator.network.links`); and its column of the ``slots.csv`` block (at most
+``BLOCK_CELLS`` cells in all).
 """
 
 from __future__ import annotations
@@ -57,7 +61,15 @@ OUTCOME_BATCH = 2048
 """Delivered tasks waiting for their semantic outcome before a batch is resolved (at a slot end)."""
 
 BLOCK_SLOTS = 1024
-"""Slots whose ``slots.csv`` rows are kept in arrays and written (and their power computed) at once."""
+"""Slots whose ``slots.csv`` rows are kept in arrays and written (and their power computed) at once, at
+most; also the period over which device energy is summed before it is added to the totals."""
+
+BLOCK_CELLS = 1 << 16
+"""Slot × transmitter cells of a block at most: a network of more than 64 devices writes fewer
+slots at once, so a block costs at most ~9 MiB whatever the size (17 fields of 8 bytes)."""
+
+_ARRIVAL_PIECE = 64
+"""Arrivals of a source converted to Python numbers at once (about 4 KiB of Python objects)."""
 
 ZOO_FIELDS = ("data", "encoders", "anchors", "relative", "heads")
 _BLOCK_FIELDS = (("gain", np.float64), ("r_max", np.float64), ("link_up", bool), ("device_on", bool),
@@ -149,7 +161,8 @@ class World:
         self.receiver_of = np.array([rx_index[t.receiver] for t in txs], dtype=np.int64)
         self.faults = FaultSchedule.from_config(scenario.faults, self.tx_ids, self.rx_ids)
         max_power = np.array([t.radio.max_power_w for t in txs])
-        self.links = LinkTable(ch, txs, rxs, self.slot_s, seeds.child("channel"), max_power)
+        self.links = LinkTable(ch, txs, rxs, self.slot_s, seeds.child("channel"), max_power,
+                               horizon_slots=self.n_slots)
 
         rel, heads = scenario.relative, scenario.heads
         n_classes = zoo.dataset.n_classes
@@ -194,8 +207,11 @@ class World:
             for enc in tx.cfg.encoders:
                 for k in anchor_options(scenario):
                     self.resolver.prepare(enc, tx.receiver.encoder, k)
-        self._streams = [ArrivalStream(t.traffic, self.slot_s, self.n_test, seeds.child("traffic", t.id).numpy())
-                         for t in txs]
+        # The run ends at n_slots·slot_s; a slot of margin keeps an arrival whose timeout rounds to
+        # just before the end (it would be simulated) in the stream.
+        horizon_s = (self.n_slots + 1) * self.slot_s
+        self._streams = [ArrivalStream(t.traffic, self.slot_s, self.n_test, seeds.child("traffic", t.id).numpy(),
+                                       horizon_s) for t in txs]
 
         self.state = SlotState()
         self.state.next_slot = self.env.event()
@@ -219,12 +235,15 @@ class World:
         self._last_decision = None
         self._block_start = 0
         self._row = 0
-        self._block = {name: np.zeros((BLOCK_SLOTS, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
+        self._rows = max(1, min(BLOCK_SLOTS, BLOCK_CELLS // n_tx, self.n_slots))
+        self._block = {name: np.zeros((self._rows, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
+        # device energy of the current BLOCK_SLOTS period (rows tx, cpu), when a block is shorter than one
+        self._period_j = None if self._rows in (BLOCK_SLOTS, self.n_slots) else np.zeros((2, n_tx))
         # a controller with virtual queues (lyapunov) adds their values at each decision to slots.csv
         self._has_queues = getattr(self.controller, "queues", None) is not None
         if self._has_queues:
             for name in VIRTUAL_QUEUE_COLUMNS:
-                self._block[name] = np.zeros((BLOCK_SLOTS, n_tx))
+                self._block[name] = np.zeros((self._rows, n_tx))
         self._done = False
         self._log: Callable[[str], None] | None = None
 
@@ -261,13 +280,17 @@ class World:
         env, timeout, rx = self.env, self.timeout_s, int(self.receiver_of[tx.index])
         while True:
             times, samples = stream.next_chunk()
-            for t, sample in zip(times, samples):
-                if t > env.now:
-                    yield env.timeout(t - env.now)
-                task = Task(self._next_task_id, tx.index, rx, sample, t, t + timeout)
-                self._next_task_id += 1
-                self.tx_tally[tx.index].arrived += 1
-                tx.arrive(task)
+            if not len(times):
+                return
+            # Python numbers a piece at a time: a whole chunk of them would cost ~70 bytes per arrival.
+            for lo in range(0, len(times), _ARRIVAL_PIECE):
+                for t, sample in zip(times[lo:lo + _ARRIVAL_PIECE].tolist(), samples[lo:lo + _ARRIVAL_PIECE].tolist()):
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    task = Task(self._next_task_id, tx.index, rx, sample, t, t + timeout)
+                    self._next_task_id += 1
+                    self.tx_tally[tx.index].arrived += 1
+                    tx.arrive(task)
 
     def _at(self, t: float) -> Event:
         """An event at absolute time ``t`` that runs before the other events of that instant."""
@@ -365,30 +388,53 @@ class World:
             delay = blk["delay_sum"][b] / blk["delivered"][b]
         self.controller.update(Feedback(s, blk["delivered"][b], delay, blk["dropped"][b],
                                         blk["e_tx"][b] + blk["e_cpu"][b]))
-        if b + 1 == BLOCK_SLOTS or s + 1 == self.n_slots:
+        if b + 1 == self._rows or s + 1 == self.n_slots:
             self._write_block(b + 1)
 
     def _write_block(self, n: int) -> None:
         """Write ``slots.csv`` rows of the block's first ``n`` slots (vectorized), then start a new block."""
         blk, n_tx = self._block, len(self.transmitters)
         v = {k: a[:n] for k, a in blk.items()}
-        for ledger, e_tx, e_cpu in zip(self.tx_energy, v["e_tx"].sum(0).tolist(), v["e_cpu"].sum(0).tolist()):
-            ledger.tx_j += e_tx
-            ledger.cpu_j += e_cpu
-        power, outage, _ = self._link_budget(v["rate"], v["gain"], v["r_max"])
+        self._add_energy(v["e_tx"], v["e_cpu"])
+        power, outage, gamma = self._link_budget(v["rate"], v["gain"], v["r_max"])
         slots = np.arange(self._block_start, self._block_start + n)
         with np.errstate(divide="ignore"):
             gain_db = linear_to_db(v["gain"])
+            snr_db = np.where(gamma > 0, linear_to_db(gamma), None)  # empty when nothing is sent, as in tasks.csv
         enc_ids = np.array(self.encoder_ids, dtype=object)
         cols = [np.repeat(slots, n_tx), np.repeat(slots * self.slot_s, n_tx), np.tile(np.array(self.tx_ids, object), n),
                 np.tile(np.array([tx.receiver.id for tx in self.transmitters], object), n), gain_db, v["r_max"],
                 v["link_up"], v["device_on"], enc_ids[v["encoder"]], v["anchors"], v["bits"], v["rate"], power,
-                outage, v["cpu_hz"], v["share"], v["backlog"], v["arrivals"], v["delivered"], v["dropped"],
+                snr_db, outage, v["cpu_hz"], v["share"], v["backlog"], v["arrivals"], v["delivered"], v["dropped"],
                 v["e_tx"], v["e_cpu"]]
         if self._has_queues:
             cols += [v[name] for name in VIRTUAL_QUEUE_COLUMNS]
         self._slots_csv.writerows(zip(*(c.reshape(-1).tolist() for c in cols)))
         self._block_start += n
+
+    def _add_energy(self, e_tx: np.ndarray, e_cpu: np.ndarray) -> None:
+        """Add a block's device energy, (n, n_tx) J per slot, to the ledgers, summed per BLOCK_SLOTS period.
+
+        The sum of a period is NumPy's column sum of its rows (what the totals have always been):
+        taken directly when a block is a whole period; otherwise (more than 64 devices) accumulated
+        row after row — the order of NumPy's column sum over a 2-D array with n_tx ≥ 2 columns — so
+        the block size does not change the totals' rounding.
+        """
+        if self._period_j is None:
+            self._credit(e_tx.sum(0), e_cpu.sum(0))
+            return
+        acc = self._period_j
+        for s, tx_row, cpu_row in zip(range(self._block_start, self._block_start + len(e_tx)), e_tx, e_cpu):
+            acc[0] += tx_row
+            acc[1] += cpu_row
+            if (s + 1) % BLOCK_SLOTS == 0 or s + 1 == self.n_slots:
+                self._credit(acc[0], acc[1])
+                acc[:] = 0.0
+
+    def _credit(self, tx_j: np.ndarray, cpu_j: np.ndarray) -> None:
+        for ledger, e_tx, e_cpu in zip(self.tx_energy, tx_j.tolist(), cpu_j.tolist()):
+            ledger.tx_j += e_tx
+            ledger.cpu_j += e_cpu
 
     # ---------------------------------------------------------------- task records
     def _flush(self) -> None:

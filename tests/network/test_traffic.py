@@ -17,8 +17,8 @@ def arrivals(cfg: dict, horizon_s: float, slot_s: float = 0.01, seed: str = "t")
     times, samples = [], []
     while not times or times[-1] < horizon_s:
         t, s = stream.next_chunk()
-        times += t
-        samples += s
+        times += t.tolist()
+        samples += s.tolist()
     times, samples = np.array(times), np.array(samples)
     keep = times < horizon_s
     return times[keep], samples[keep], stream

@@ -1,0 +1,211 @@
+"""Network scale: peak memory and simulated tasks/s against the number of devices, and what holds the memory.
+
+Run ``python benchmarks/bench_scale.py [--devices 20 200 2000] [--repeats 3] [--slots 100]``;
+prints a markdown table. ``--tracemalloc 50 200`` instead compares what the world allocates at
+two device counts, grouped by traceback, and prints the largest per-device growth.
+``run()`` returns the rows (keys ``name``, ``value``, ``unit``, ``note``). Needs the encoders of
+``scenarios/mismatch.yaml`` (trained on first use and cached).
+
+Scenarios
+---------
+Made from ``scenarios/multi-device.yaml`` (:func:`scale_scenario`): its faults removed, its static
+controller kept; device ``i`` copies the file's transmitter ``i mod 8`` (encoders, link, radio,
+queue, CPU) with Poisson traffic of 2 tasks per slot; one server per ten devices, server ``j``
+copying the file's receiver ``j mod 2``; ``channel.bandwidth_hz`` is 1 MHz per device of a server
+(the file's 4 MHz for four devices), so links keep the file's bandwidth whatever the size. Each
+scenario is written as YAML into a temporary folder that this script creates and removes.
+
+What is measured
+----------------
+Every run is a fresh subprocess (``--child``), so one size's memory does not leak into the next:
+
+- **peak RSS**: the child's ``VmHWM`` (from ``/proc/self/status``) after ``World.run``: the whole
+  process, interpreter, torch and the cached latents included;
+- **simulated tasks/s**: tasks arrived / wall time of ``World.run`` (the world's build excluded);
+- **memory slope**: least-squares slope of peak RSS against the device count over the sizes run —
+  the memory each added device costs.
+
+Peak RSS and tasks/s are medians of ``repeats`` runs per size (one run for sizes above
+``--single-above``, 2,000 by default: they take minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from common import markdown_table
+
+from simulator.config import load_scenario, read_yaml
+from simulator.latent.zoo import Zoo
+from simulator.network.world import World
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "scenarios" / "multi-device.yaml"
+DEVICES_PER_SERVER = 10
+BANDWIDTH_PER_DEVICE_HZ = 1e6
+RATE_PER_SLOT = 2.0
+KIB, MIB = 2**10, 2**20
+
+
+def scale_scenario(devices: int, slots: int = 100, seed: int = 0) -> dict:
+    """Raw scenario data (as read from YAML) of ``devices`` transmitters made from multi-device.yaml."""
+    data, _ = read_yaml(BASE)
+    tx_templates, rx_templates = data["transmitters"], data["receivers"]
+    n_rx = math.ceil(devices / DEVICES_PER_SERVER)
+    receivers = [{**rx_templates[j % len(rx_templates)], "id": f"edge-{j}"} for j in range(n_rx)]
+    transmitters = [{**tx_templates[i % len(tx_templates)], "id": f"dev-{i}", "receiver": f"edge-{i // DEVICES_PER_SERVER}",
+                     "traffic": {"kind": "poisson", "rate_per_slot": RATE_PER_SLOT}} for i in range(devices)]
+    data = {k: v for k, v in data.items() if k != "faults"}
+    data.update(name=f"scale-{devices}", seed=seed, receivers=receivers, transmitters=transmitters,
+                simulation={**data["simulation"], "slots": slots})
+    data["channel"] = {**data["channel"], "bandwidth_hz": BANDWIDTH_PER_DEVICE_HZ * DEVICES_PER_SERVER}
+    return data
+
+
+def _peak_rss_b() -> int:
+    """This process's peak resident set size (``VmHWM``), bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * KIB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _child(path: Path, trace_frames: int) -> None:
+    """Subprocess body: build and run one scenario file; prints one JSON line.
+
+    With ``trace_frames > 0`` tracemalloc runs from before the world is built, and the line holds
+    the allocations alive at the run's first progress message (10 % of the slots), grouped by
+    traceback of ``trace_frames`` frames.
+    """
+    scenario = load_scenario(path)
+    zoo = Zoo.build(scenario, log=lambda m: None)
+    stats: list = []
+    if trace_frames:
+        tracemalloc.start(trace_frames)
+
+    def snapshot(_message: str) -> None:
+        if trace_frames and not stats:
+            snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+            stats.extend(snap.statistics("traceback"))
+
+    t0 = time.perf_counter()
+    world = World(scenario, zoo)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        summary = world.run(Path(out), log=snapshot)
+    wall = time.perf_counter() - t1
+    groups = [{"size_b": s.size, "count": s.count,
+               "where": [f"{f.filename.replace(str(ROOT) + '/', '')}:{f.lineno}" for f in s.traceback]}
+              for s in stats]
+    print(json.dumps({"devices": len(scenario.transmitters), "tasks": summary["tasks_arrived"], "run_s": wall,
+                      "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "traced": groups}))
+
+
+def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0) -> dict:
+    path = folder / f"scale-{devices}.yaml"
+    if not path.exists():
+        path.write_text(yaml.safe_dump(scale_scenario(devices, slots), sort_keys=False))
+    out = subprocess.run([sys.executable, __file__, "--child", str(path), "--frames", str(trace_frames)],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(devices: tuple[int, ...], slots: int = 100, repeats: int = 3, single_above: int = 2000) -> list[dict]:
+    """One dict per size: devices, tasks, peak RSS (bytes) and tasks/s, medians over the runs."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for n in devices:
+            runs = [_run_child(n, slots, Path(tmp)) for _ in range(repeats if n <= single_above else 1)]
+            rates = [r["tasks"] / r["run_s"] for r in runs]
+            out.append({"devices": n, "runs": len(runs), "tasks": runs[0]["tasks"],
+                        "peak_rss_b": statistics.median(r["peak_rss_b"] for r in runs),
+                        "tasks_per_s": statistics.median(rates), "all_tasks_per_s": rates,
+                        "build_s": statistics.median(r["build_s"] for r in runs)})
+            print(f"{n} devices: {out[-1]['peak_rss_b'] / MIB:.0f} MiB, {out[-1]['tasks_per_s']:.0f} tasks/s",
+                  file=sys.stderr, flush=True)
+    return out
+
+
+def memory_slope_b(points: list[dict]) -> float:
+    """Least-squares slope of peak RSS (bytes) against the device count: bytes per added device."""
+    x = np.array([p["devices"] for p in points], dtype=np.float64)
+    y = np.array([p["peak_rss_b"] for p in points], dtype=np.float64)
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def rows(points: list[dict], slots: int) -> list[dict]:
+    note_load = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    out = []
+    for p in points:
+        runs = ", ".join(f"{r:.0f}" for r in p["all_tasks_per_s"])
+        note = (f"{slots} slots, {p['tasks']} tasks; median of {p['runs']} subprocess runs ({runs} tasks/s); "
+                f"world build {p['build_s']:.1f} s; {note_load}")
+        out.append(dict(name=f"scale[{p['devices']} devices]: peak RSS", value=p["peak_rss_b"] / MIB, unit="MiB",
+                        note="whole process (interpreter, torch, cached latents) at the end of the run"))
+        out.append(dict(name=f"scale[{p['devices']} devices]: simulated tasks/s", value=p["tasks_per_s"],
+                        unit="tasks/s", note=note))
+    if len(points) >= 2:
+        out.append(dict(name="scale: peak RSS per added device", value=memory_slope_b(points) / KIB, unit="KiB",
+                        note=f"least-squares slope over {', '.join(str(p['devices']) for p in points)} devices"))
+        first, last = points[0], points[-1]
+        out.append(dict(name=f"scale: tasks/s at {last['devices']} / at {first['devices']} devices",
+                        value=last["tasks_per_s"] / first["tasks_per_s"], unit="x", note="target >= 0.9"))
+    return out
+
+
+def trace_growth(small: int, large: int, slots: int = 100, frames: int = 6, top: int = 12) -> list[tuple]:
+    """Tracebacks whose live allocations grow most between ``small`` and ``large`` devices.
+
+    Returns (bytes per added device, allocation count at ``large``, traceback) tuples, largest first.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        a, b = (_run_child(n, slots, Path(tmp), frames) for n in (small, large))
+    sizes = {tuple(g["where"]): g["size_b"] for g in a["traced"]}
+    growth = [((g["size_b"] - sizes.get(tuple(g["where"]), 0)) / (large - small), g["count"], g["where"])
+              for g in b["traced"]]
+    total = (sum(g["size_b"] for g in b["traced"]) - sum(sizes.values())) / (large - small)
+    print(f"traced memory per added device, {small} → {large} devices: {total / KIB:.1f} KiB", file=sys.stderr)
+    return sorted(growth, key=lambda g: -g[0])[:top]
+
+
+def run(devices: tuple[int, ...] = (20, 200, 2000), slots: int = 100, repeats: int = 3) -> list[dict]:
+    """Scale rows for ``benchmarks/run_all.py``-style tables (see the module docstring)."""
+    return rows(measure(devices, slots, repeats), slots)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, nargs="+", default=[20, 200, 2000])
+    parser.add_argument("--slots", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--single-above", type=int, default=2000, help="one run (not repeats) above this size")
+    parser.add_argument("--tracemalloc", type=int, nargs=2, metavar=("SMALL", "LARGE"), default=None)
+    parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.frames)
+    elif args.tracemalloc:
+        for per_device, count, where in trace_growth(*args.tracemalloc, slots=args.slots):
+            print(f"{per_device / KIB:9.1f} KiB/device  {count:8d} blocks  " + " <- ".join(reversed(where)))
+    else:
+        points = measure(tuple(args.devices), args.slots, args.repeats, args.single_above)
+        print(markdown_table(rows(points, args.slots)))
+
+
+if __name__ == "__main__":
+    main()
