@@ -232,7 +232,7 @@ MAX_LINES = 6
 """More transmitters than this are drawn as their mean, with the min–max band across them."""
 
 _CHUNK_ROWS = 4096
-_RUN_COLUMNS = ("queue_len", "anchors", "bits", "rate_bps", "r_max_bps", "cpu_hz", "gain_db", "power_w",
+_RUN_COLUMNS = ("queue_len", "anchors", "bits", "rate_bps", "r_max_bps", "cpu_hz", "gain_db", "power_w", "snr_db",
                 "energy_tx_j", "energy_cpu_j", "arrivals", "delivered", "dropped", "link_up", "device_on")
 
 
@@ -339,37 +339,6 @@ def _read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def _snr_db_column(run_dir: Path, summary: dict, groups: list[str], group_of: dict[str, int]):
-    """Per-row received SNR (dB) at the chosen power, ``γ = p g / (N0 B_i)``, or None without the inputs."""
-    # Imported here: the channel package brings torch and scipy, which a stitch folder's plots never need.
-    from simulator.channel import db_to_linear, linear_to_db, noise_psd_w_hz, snr
-
-    scenario_file = Path(run_dir) / "scenario.yaml"
-    if not scenario_file.exists():
-        return None
-    channel = (yamlio.load(scenario_file.read_text(), str(scenario_file))[0] or {}).get("channel") or {}
-    if "noise_psd_dbm_hz" not in channel:
-        return None
-    n0 = float(noise_psd_w_hz(float(channel["noise_psd_dbm_hz"])))
-    per_agent = summary.get("per_agent") or {}
-    # One bandwidth per group: exact per device; a mean when devices are pooled into one group.
-    bw = np.zeros(len(groups))
-    counts = np.zeros(len(groups))
-    for tx, g in group_of.items():
-        b = (per_agent.get(tx) or {}).get("bandwidth_hz")
-        if b is None:
-            return None
-        bw[g] += b
-        counts[g] += 1
-    bw = bw / np.maximum(counts, 1)
-
-    def column(values: dict, group: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gamma = snr(values["power_w"], db_to_linear(values["gain_db"]), n0, bw[np.maximum(group, 0)])
-            return np.where(gamma > 0, linear_to_db(np.maximum(gamma, 1e-300)), np.nan)
-    return column
-
-
 def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int = MAX_POINTS) -> Path:
     """Time series of a run, from ``slots.csv`` (streamed, binned) and ``summary.json``.
 
@@ -394,9 +363,6 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
         groups, group_of = [f"mean of {len(txs)} devices"], {t: 0 for t in txs}
     derived = {"energy_mj": lambda v, g: (v["energy_tx_j"] + v["energy_cpu_j"]) * 1e3,
                "fault": lambda v, g: 1.0 - v["link_up"] * v["device_on"]}
-    snr_col = _snr_db_column(run_dir, summary, groups, group_of)
-    if snr_col is not None:
-        derived["snr_db"] = snr_col
     data = BinnedSlots(run_dir / "slots.csv", n_slots, group_of or {"": 0}, _RUN_COLUMNS, derived, max_points)
     t = data.time_s(slot_s)
     vq = [c for c in data.columns if c.startswith(VIRTUAL_QUEUE_PREFIX)]

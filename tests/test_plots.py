@@ -22,7 +22,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _synthetic_run(folder, n_slots, tx_ids, extra=(), seed=0, blank_every=0):
-    """A run folder with ``summary.json`` and a random ``slots.csv`` (no scenario.yaml: no SNR panel)."""
+    """A run folder with ``summary.json`` and a random ``slots.csv`` (every column of a run, ``extra`` too)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     columns = list(SLOT_COLUMNS) + list(extra)
@@ -103,6 +103,21 @@ def test_the_runner_draws_the_run_plots_and_plot_redraws_them(run_dir, capsys):
     assert png.read_bytes()[:8] == PNG_MAGIC and png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     assert main(["plot", str(run_dir), "--out", str(run_dir / "elsewhere")]) == 0
     assert (run_dir / "elsewhere" / "timeseries.pdf").is_file()
+
+
+def test_the_snr_panel_reads_what_the_world_wrote(run_dir):
+    """``slots.csv`` carries the received SNR ``γ = p g / (N0 B)``, so the plots need neither the scenario nor the channel."""
+    with open(run_dir / "slots.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    n0_b = {tx: 10.0 ** ((-174.0 - 30.0) / 10.0) * summary["per_agent"][tx]["bandwidth_hz"] for tx in ("dev", "cam")}
+    sent = [r for r in rows if float(r["power_w"]) > 0]
+    assert sent and all(r["snr_db"] == "" for r in rows if float(r["power_w"]) == 0)
+    expected = [10.0 * np.log10(float(r["power_w"]) * 10.0 ** (float(r["gain_db"]) / 10.0) / n0_b[r["transmitter"]])
+                for r in sent]
+    np.testing.assert_allclose([float(r["snr_db"]) for r in sent], expected, atol=1e-9)
+    binned = plots.BinnedSlots(run_dir / "slots.csv", 400, {"dev": 0, "cam": 1}, plots._RUN_COLUMNS)
+    assert "snr_db" in binned.columns and np.isfinite(binned.mean["snr_db"]).any()
 
 
 def test_a_failed_plot_does_not_fail_the_run(tmp_path, monkeypatch):

@@ -23,10 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 
 SLOT_COLUMNS = ("slot", "time_s", "transmitter", "receiver", "gain_db", "r_max_bps", "link_up", "device_on",
-                "encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "cpu_hz", "server_share",
+                "encoder", "anchors", "bits", "rate_bps", "power_w", "snr_db", "outage", "cpu_hz", "server_share",
                 "queue_len", "arrivals", "delivered", "dropped", "energy_tx_j", "energy_cpu_j")
 """Columns of ``slots.csv``: one row per slot and transmitter (state at the slot start, counts and
-device energy over the slot)."""
+device energy over the slot). ``snr_db`` is the received SNR ``γ = p g / (N0 B)`` at the power the
+slot's rate needs (at ``P_max`` in outage), empty when the slot sends nothing."""
 
 VIRTUAL_QUEUE_COLUMNS = ("vq_delay", "vq_accuracy")
 """Added to ``slots.csv`` under a controller with virtual queues (``lyapunov``): the delay queue Z
