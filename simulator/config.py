@@ -55,6 +55,8 @@ class RelativeConfig(Strict):
     similarity: tuple[Literal["cosine", "euclidean", "l1", "linf"], ...] = Field(
         ("cosine",), min_length=1, description="one similarity, or several for a product space")
     center: bool = Field(False, description="subtract the anchor mean in each latent space first")
+    standardize: bool = Field(False, description="map latents to z-scores of the anchors (per dimension, in each "
+                                                 "agent's own space) first; implies center")
 
     @field_validator("similarity", mode="before")
     @classmethod
@@ -70,7 +72,17 @@ class RelativeConfig(Strict):
 
     @property
     def label(self) -> str:
-        return "+".join(self.similarity) + ("-centered" if self.center else "")
+        return "+".join(self.similarity) + ("-standardized" if self.standardize else "-centered" if self.center else "")
+
+    @property
+    def invertible(self) -> bool:
+        """Whether the inverse-relative map applies: the cosine similarity alone, no z-scores."""
+        return self.similarity == ("cosine",) and not self.standardize
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The fields that determine relative vectors, for cache keys (``standardize`` only when on,
+        so that keys made before the field existed stay valid)."""
+        return self.model_dump(mode="json", exclude=set() if self.standardize else {"standardize"})
 
 
 class HeadConfig(Strict):

@@ -56,7 +56,7 @@ def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Conditi
     sc = zoo.scenario
     spec = {"kind": "conditions", "split": split, "encoders": [[e.id, e.key] for e in zoo.encoders.values()],
             "anchor_list": zoo.anchors.tolist(), "anchors": list(anchors),
-            "relative": sc.relative.model_dump(mode="json"), "heads": sc.heads.model_dump(mode="json"),
+            "relative": sc.relative.cache_fields(), "heads": sc.heads.model_dump(mode="json"),
             "conditions": [[c.mode, c.bits, c.snr_db] for c in conds],
             "modulation": sc.channel.modulation, "seed": sc.seed}
     key = cache_key(spec)

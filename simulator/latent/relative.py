@@ -23,7 +23,14 @@ class RelativeProjector:
     - ``l1``:        r_k = −‖x − a_k‖₁;   ``linf``: r_k = −‖x − a_k‖_∞
 
     Distances are negated so that larger always means more similar; centering does not change
-    them. Several similarities give a product space: their K-vectors are concatenated in the
+    them.
+
+    ``standardize`` first maps every latent to z-scores of the anchors, x ↦ (x − ā) ⊘ σ_a, with
+    ā and σ_a the anchors' per-dimension mean and standard deviation in this agent's own space
+    (no information crosses agents: each side uses its own anchors). It stops a few
+    high-variance dimensions from dominating the similarity, which matters for wide pretrained
+    features (EfficientNet's 1,280 pooled activations) set against small trained latents. It
+    implies centring, and costs one elementwise pass over the batch (a copy of x). Several similarities give a product space: their K-vectors are concatenated in the
     order given (output width K·len(similarities)).
 
     The cosine path runs near matmul speed without forming X − μ: with Â the normalised
@@ -42,6 +49,7 @@ class RelativeProjector:
         (K, d) anchor latents in this agent's own space.
     similarities : sequence of str
     center : bool
+    standardize : bool
 
     Examples
     --------
@@ -59,23 +67,32 @@ class RelativeProjector:
     anchor_mean: torch.Tensor
     shifted_anchors: torch.Tensor
     shifted_sq_norms: torch.Tensor
+    standardize: tuple[torch.Tensor, torch.Tensor] | None = None
+    """(ā, 1/σ_a) of the z-score map applied to every input first, when standardizing."""
 
     @classmethod
     def fit(cls, anchors: torch.Tensor, similarities: Sequence[str] = ("cosine",),
-            center: bool = False) -> "RelativeProjector":
+            center: bool = False, standardize: bool = False) -> "RelativeProjector":
         if anchors.dim() != 2 or len(anchors) == 0:
             raise ValueError("anchors must be a non-empty (K, d) tensor")
         unknown = set(similarities) - {"cosine", "euclidean", "l1", "linf"}
         if unknown or not similarities:
             raise ValueError(f"unknown similarity {sorted(unknown)}")
         anchors = anchors.float()
+        zscore = None
+        if standardize:
+            # A dimension on which the anchors do not vary carries no similarity: scale 0, not 1/0.
+            std = anchors.std(0, unbiased=False) if len(anchors) > 1 else torch.zeros(anchors.shape[1])
+            zscore = (anchors.mean(0), torch.where(std > 1e-12, 1.0 / std.clamp_min(1e-12), torch.zeros_like(std)))
+            anchors = (anchors - zscore[0]) * zscore[1]
+            center = True
         anchor_mean = anchors.mean(0)
         shifted = (anchors - anchor_mean).contiguous()
         mean = anchor_mean if center else torch.zeros_like(anchor_mean)
         centred = shifted if center else anchors
         unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return cls(anchors, tuple(similarities), center, mean, unit.contiguous(), mean @ unit.T,
-                   anchor_mean, shifted, (shifted * shifted).sum(1))
+                   anchor_mean, shifted, (shifted * shifted).sum(1), zscore)
 
     @property
     def n_anchors(self) -> int:
@@ -104,6 +121,8 @@ class RelativeProjector:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(n, d) latents → (n, K·len(similarities)) relative representation, float32."""
         x = x.float()
+        if self.standardize is not None:
+            x = (x - self.standardize[0]) * self.standardize[1]
         parts = [self._one(x, sim) for sim in self.similarities]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
@@ -136,6 +155,6 @@ class RelativeProjector:
 
 
 def relative_projection(x: torch.Tensor, anchors: torch.Tensor, similarities: Sequence[str] = ("cosine",),
-                        center: bool = False) -> torch.Tensor:
+                        center: bool = False, standardize: bool = False) -> torch.Tensor:
     """One-shot form of :class:`RelativeProjector`: ``RelativeProjector.fit(anchors, …)(x)``."""
-    return RelativeProjector.fit(anchors, similarities, center)(x)
+    return RelativeProjector.fit(anchors, similarities, center, standardize)(x)

@@ -134,7 +134,7 @@ def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], can
     pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
     n = min(candidates, len(zoo.dataset.x_test))
     z = {e: zoo.latents(e, "test")[:n] for e in ids}
-    methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.similarity == ("cosine",)]
+    methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.invertible]
     anchors = list(anchors)
     rows = []
     for tx, rx in pairs:

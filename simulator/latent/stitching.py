@@ -86,8 +86,8 @@ def anchor_map(zoo: Zoo, tx: str, rx: str, method: str, k: int) -> Procrustes | 
 
 def inverse_relative(zoo: Zoo, rx: str, k: int) -> InverseRelative:
     """rx's map from a (cosine) relative representation on k anchors back into its own latent space."""
-    if zoo.scenario.relative.similarity != ("cosine",):
-        raise ValueError("inverse-relative needs the cosine similarity alone")
+    if not zoo.scenario.relative.invertible:
+        raise ValueError("inverse-relative needs the cosine similarity alone, without standardize")
     proj = zoo.projector(rx, k)
     return InverseRelative.fit(proj.unit_anchors, proj.mean, proj.anchors, zoo.scenario.stitching.ridge)
 
@@ -104,7 +104,7 @@ def stitching_rows(zoo: Zoo, split: str, methods: Iterable[str], anchors: Iterab
     labels = zoo.labels(split)
     native = {rx: zoo.native_accuracy(rx, split) for rx in {r for _, r in pairs}}
     sim = zoo.scenario.relative.label
-    methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.similarity == ("cosine",)]
+    methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.invertible]
     rows = []
     for tx, rx in pairs:
         for method in methods:

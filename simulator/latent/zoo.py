@@ -215,7 +215,7 @@ class Zoo:
         if key not in self._projectors:
             rel = self.scenario.relative
             self._projectors[key] = RelativeProjector.fit(self.anchor_latents(encoder_id, k), rel.similarity,
-                                                          rel.center)
+                                                          rel.center, rel.standardize)
         return self._projectors[key]
 
     def relative_head(self, rx_id: str, k: int) -> nn.Module:
@@ -223,7 +223,7 @@ class Zoo:
         if (rx_id, k) in self._heads:
             return self._heads[(rx_id, k)]
         enc, sc = self.encoders[rx_id], self.scenario
-        spec = {"kind": "head", "encoder": enc.key, "relative": sc.relative.model_dump(mode="json"),
+        spec = {"kind": "head", "encoder": enc.key, "relative": sc.relative.cache_fields(),
                 "head": sc.heads.model_dump(mode="json"), "k": k,
                 "anchors": hashlib.sha256(self.anchors[:k].tobytes()).hexdigest()}
         key = cache_key(spec)

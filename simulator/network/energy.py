@@ -66,15 +66,18 @@ def idle_energy_j(idle_power_w: float, on_time_s: float) -> float:
     return idle_power_w * on_time_s
 
 
-def projection_flops(latent_dim: int, k: int, similarities: Sequence[str], center: bool) -> int:
+def projection_flops(latent_dim: int, k: int, similarities: Sequence[str], center: bool,
+                     standardize: bool = False) -> int:
     """FLOPs of one relative projection (one sample, K anchors) as :class:`RelativeProjector` runs it.
 
     Per similarity, with ``d`` the latent size: cosine ``2dK`` (matmul) ``+ 2d`` (squared norm)
     ``+ K`` (row scaling), plus ``2d + K`` when centering; Euclidean ``2dK + 3d + 3K`` (the
     shift by the anchor mean ``d``, squared norm ``2d``, matmul, then add, clamp and square root
-    ``3K``); L1 and L∞ ``3dK`` (difference, absolute value, reduction).
+    ``3K``); L1 and L∞ ``3dK`` (difference, absolute value, reduction). ``standardize`` adds
+    ``2d`` (the z-score map, once) and implies centering.
     """
-    d, total = int(latent_dim), 0
+    d, total = int(latent_dim), 2 * int(latent_dim) if standardize else 0
+    center = center or standardize
     for sim in similarities:
         if sim == "cosine":
             total += 2 * d * k + 2 * d + k + ((2 * d + k) if center else 0)

@@ -181,7 +181,8 @@ class World:
             def tx_work(key, beta=beta):
                 enc, k = key
                 e = zoo.encoders[enc]
-                return cycles(e.flops + projection_flops(e.latent_dim, k, rel.similarity, rel.center), beta)
+                return cycles(e.flops + projection_flops(e.latent_dim, k, rel.similarity, rel.center,
+                                                         rel.standardize), beta)
 
             self.transmitters.append(Transmitter(
                 self, i, tcfg, self.receivers[self.receiver_of[i]], self.links.bandwidth_hz[i], _Table(tx_work),

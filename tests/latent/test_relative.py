@@ -110,3 +110,32 @@ def test_value_ranges_bound_points_inside_the_anchor_hull():
     for j, (lo, hi) in enumerate(proj.value_ranges()):
         block = r[:, 20 * j : 20 * (j + 1)]
         assert block.min() >= lo - 1e-4 and block.max() <= hi + 1e-4
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=dims, k=st.integers(3, 30), sims=st.sampled_from([["cosine"], ["euclidean"], ["cosine", "l1"]]))
+def test_standardized_invariant_to_per_dimension_affine_maps(seed, d, k, sims):
+    """z-scores of the anchors undo any per-dimension scale (either sign) and shift of the latent space."""
+    x, a = _data(seed, 15, k, d)
+    g = SeedTree(seed).child("diag").torch()
+    scale = torch.exp(torch.randn(d, generator=g, dtype=torch.float64) * 2) * torch.sign(torch.randn(d, generator=g,
+                                                                                                     dtype=torch.float64))
+    shift = torch.randn(d, generator=g, dtype=torch.float64) * 10
+    r0 = relative_projection(x, a, sims, standardize=True)
+    r1 = relative_projection(x * scale + shift, a * scale + shift, sims, standardize=True)
+    assert torch.allclose(r0, r1, atol=1e-3), (r0 - r1).abs().max()
+
+
+def test_standardized_cosine_is_the_cosine_of_anchor_z_scores_and_ignores_constant_dimensions():
+    x, a = _data(5, 40, 9, 6)
+    x, a = x.float(), a.float()
+    a[:, 2] = 3.0  # the anchors do not vary along dimension 2: it carries no similarity
+    mu, sd = a.mean(0), a.std(0, unbiased=False)
+    keep = torch.arange(6) != 2
+    zx, za = ((x - mu) / sd)[:, keep], ((a - mu) / sd)[:, keep]
+    naive = torch.nn.functional.cosine_similarity(zx[:, None], za[None], dim=-1)
+    r = relative_projection(x, a, ["cosine"], standardize=True)
+    assert torch.allclose(r, naive, atol=1e-5)
+    moved = x.clone()
+    moved[:, 2] += 100.0  # a sample that differs only there is just as similar to every anchor
+    assert torch.allclose(relative_projection(moved, a, ["cosine"], standardize=True), r, atol=1e-5)

@@ -21,6 +21,7 @@ def test_projection_flops_count_the_matmul_and_norms():
     d, k = 64, 32
     assert projection_flops(d, k, ["cosine"], False) == 2 * d * k + 2 * d + k
     assert projection_flops(d, k, ["cosine"], True) == 2 * d * k + 4 * d + 2 * k
+    assert projection_flops(d, k, ["cosine"], False, standardize=True) == 2 * d * k + 6 * d + 2 * k  # z-scores: 2d
     assert projection_flops(d, k, ["cosine", "l1"], False) == 2 * d * k + 2 * d + k + 3 * d * k
     assert projection_flops(d, k, ["euclidean"], True) == 2 * d * k + 3 * d + 3 * k
 
