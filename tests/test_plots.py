@@ -106,7 +106,7 @@ def test_the_runner_draws_the_run_plots_and_plot_redraws_them(run_dir, capsys):
 
 
 def test_the_snr_panel_reads_what_the_world_wrote(run_dir):
-    """``slots.csv`` carries the received SNR ``γ = p g / (N0 B)``, so the plots need neither the scenario nor the channel."""
+    """``slots.csv`` carries the received SNR ``γ = p g / (N0 B)``: the plots need no scenario and no channel."""
     with open(run_dir / "slots.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     summary = json.loads((run_dir / "summary.json").read_text())
