@@ -120,7 +120,9 @@ def test_standardized_invariant_to_per_dimension_affine_maps(seed, d, k, sims):
     g = SeedTree(seed).child("diag").torch()
     scale = torch.exp(torch.randn(d, generator=g, dtype=torch.float64) * 2) * torch.sign(torch.randn(d, generator=g,
                                                                                                      dtype=torch.float64))
-    shift = torch.randn(d, generator=g, dtype=torch.float64) * 10
+    # shifts of a few spreads: the projector computes in float32, where a shift of 10 on a spread of
+    # 1e-4 would leave only three digits of the signal
+    shift = torch.randn(d, generator=g, dtype=torch.float64) * 3 * scale.abs()
     r0 = relative_projection(x, a, sims, standardize=True)
     r1 = relative_projection(x * scale + shift, a * scale + shift, sims, standardize=True)
     assert torch.allclose(r0, r1, atol=1e-3), (r0 - r1).abs().max()
