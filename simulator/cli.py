@@ -163,6 +163,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     delay = "n/a" if s["mean_delay_s"] is None else f"{s['mean_delay_s'] * 1e3:.2f} ms"
     print(f"wrote {out}: {s['tasks_delivered']}/{s['tasks_arrived']} tasks delivered, accuracy {acc}, "
           f"mean delay {delay}, {s['avg_power_w']:.4g} W in {s['wall_s']:.1f} s")
+    verdicts = [f"{name} target {'met' if s[key] else 'NOT met'}" for name, key in
+                (("delay", "delay_met"), ("accuracy", "accuracy_met")) if s.get(key) is not None]
+    if verdicts:
+        w = s["settled"]
+        print(f"settled window (from {w['from_s']:g} s): " + ", ".join(verdicts))
     return 0
 
 
@@ -199,9 +204,9 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     log = _log(args.quiet)
     try:
         if args.pilot_only:
-            tradeoff.lyapunov_section(scenario)  # before any work
-            with claim(out, "tradeoff") as target:
-                lam, eta = tradeoff.pilot_multipliers(scenario, None, target.in_place(), log, args.pilot_slots)
+            if args.pilot_slots is not None:
+                scenario = load_scenario(args.scenario, [*args.overrides, f"controller.pilot_slots={args.pilot_slots}"])
+            lam, eta = tradeoff.learn_placeholders(scenario, log)
             log.close()
             print(f"  delay_queue_per_v: {lam:.6g}\n  accuracy_queue_per_v: {eta:.6g}")
             return 0
@@ -211,8 +216,10 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
         log.close()
     dyn = [r for r in rows if r["kind"] == "lyapunov"]
     met = sum(bool(r["constraints_met"]) for r in dyn)
+    settled = sum(r["settled"] is True for r in dyn)
     print(f"wrote {out}/tradeoff.csv and {out}/plots/tradeoff.png: {len(rows)} runs, "
-          f"{met}/{len(dyn)} values of V meet the targets")
+          f"{met}/{len(dyn)} values of V meet the targets (settled window, with the tolerances), "
+          f"{settled}/{len(dyn)} settled")
     return 0
 
 

@@ -548,8 +548,9 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
     (``v=1e+04``). The settled-window figures (``settled.*``, transient left out) are used when
     the runs have them, else the whole run's (energy per arrived task). When ``controller.v``
     is swept, two more panels against V: the excess of the decisions' energy over the offline
-    bound (``optimality_gap``, paired within each run) and the mean virtual queues with a ∝ V
-    guide — the O(1/V), O(V) trade-off. Returns ``None`` (and draws nothing) without energy,
+    bound (``optimality_gap`` where the decisions meet its constraints, and ``inefficiency_gap``,
+    paired within each run, with a ∝ 1/V reference) and the mean virtual queues with a ∝ V
+    reference. Returns ``None`` (and draws nothing) without energy,
     delay and accuracy columns.
     """
     rows = read_csv(summary_csv)
@@ -635,13 +636,16 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
         for name, members in curves.items():
             members = sorted(members, key=order)
             v = np.array([_float(r["controller.v"]) for r in members])
-            gap, gap_err = col(members, "optimality_gap", 100.0)
-            if np.isfinite(gap).any():
-                ax_gap.errorbar(v, gap, yerr=np.nan_to_num(gap_err), marker="o", ms=4, capsize=3,
-                                label=f"{name}: decisions' energy / bound − 1")
-                first = int(np.argmax(np.isfinite(gap)))
-                if gap[first] > 0:
-                    ax_gap.plot(v, gap[first] * v[first] / v, "k:", lw=1, label="∝ 1/V from the first point")
+            for key, marker, what in (("optimality_gap", "o", "decisions / bound − 1"),
+                                      ("inefficiency_gap", "s", "decisions / bound at their own averages − 1")):
+                gap, gap_err = col(members, key, 100.0)
+                if np.isfinite(gap).any():
+                    ax_gap.errorbar(v, gap, yerr=np.nan_to_num(gap_err), marker=marker, ms=4, capsize=3,
+                                    label=f"{name}: {what}")
+            gap, _ = col(members, "inefficiency_gap", 100.0)
+            first = int(np.argmax(np.isfinite(gap))) if np.isfinite(gap).any() else None
+            if first is not None and gap[first] > 0:
+                ax_gap.plot(v, gap[first] * v[first] / v, "k:", lw=1, label="reference ∝ 1/V through the first point")
             for queue, marker in (("delay", "o"), ("accuracy", "s")):
                 q, q_err = col(members, f"controller_stats.{queue}_queue_mean")
                 if np.isfinite(q).any() and (q > 0).any():
@@ -650,13 +654,13 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
             z, _ = col(members, "controller_stats.delay_queue_mean")
             ok = np.isfinite(z) & (z > 0)
             if ok.any():
-                ax_q.plot(v, np.median(z[ok] / v[ok]) * v, "k:", lw=1, label="∝ V")
+                ax_q.plot(v, np.median(z[ok] / v[ok]) * v, "k:", lw=1, label="reference ∝ V")
         ax_gap.set_xscale("log")
         ax_gap.axhline(0.0, color="grey", lw=0.8)
         ax_gap.set(xlabel="V", ylabel="excess energy over the offline bound (%)",
-                   title="Energy approaches the bound as O(1/V)")
+                   title="Energy above the offline bound")
         ax_q.set(xscale="log", yscale="log", xlabel="V", ylabel="mean virtual queue (objective units)",
-                 title="Backlog grows as O(V)")
+                 title="Mean virtual-queue backlog")
         for ax in (ax_gap, ax_q):
             ax.grid(True, which="both", alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
@@ -703,60 +707,66 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
     axes = np.array([[fig.add_subplot(grid[r, 2 * c:2 * c + 2]) for c in range(3)] for r in range(2)])
     planes = [fig.add_subplot(grid[2, 0:3]), fig.add_subplot(grid[2, 3:6])]
     energy = col(dyn, "energy_per_task_j") * 1e6
-    bound = col(dyn, "energy_lower_bound_j") * 1e6
+    bound = col(dyn, "energy_bound_per_task_j") * 1e6
+    unsettled = np.array([r.get("settled") == "False" for r in dyn], dtype=bool)
+
+    def hollow(ax, x, y):
+        """Circle the V values whose queues had not settled (their figures are transient)."""
+        if unsettled.any():
+            ax.plot(x[unsettled], y[unsettled], "o", ms=11, mfc="none", mec="r", label="queues not settled")
+
     ax = axes[0, 0]
     ax.semilogx(v, energy, "o-", label="Lyapunov, realized energy per task")
-    ax.semilogx(v, col(dyn, "decision_energy_j") * 1e6, "x--", label="Lyapunov, decisions (predicted)")
-    ax.semilogx(v, bound, "k:", lw=2, label="offline lower bound")
+    ax.semilogx(v, col(dyn, "decision_energy_per_task_j") * 1e6, "x--", label="Lyapunov, decisions (predicted)")
+    ax.semilogx(v, bound, "k:", lw=2, label="offline lower bound (per task)")
+    hollow(ax, v, energy)
     label_v(ax, v, energy)
     finish(ax, "Energy per task and the offline bound", "energy per task (µJ)")
 
     ax = axes[0, 1]
-    excess = (energy / bound - 1.0) * 100
-    ax.loglog(v, excess, "o-", label="realized energy / bound − 1")
-    ax.loglog(v, col(dyn, "optimality_gap") * 100, "x--", label="decisions / bound − 1 (optimality_gap)")
-    ok = np.isfinite(excess) & (excess > 0)
-    if ok.any():
-        i = int(np.argmax(ok))
-        ax.loglog(v, excess[i] * v[i] / v, "k:", label="∝ 1/V")
-    ax.set_ylim(bottom=max(np.nanmin(np.where(ok, excess, np.nan)) / 3, 1e-2) if ok.any() else None)
-    label_v(ax, v, excess)
-    finish(ax, "Excess energy over the bound, against a ∝ 1/V guide", "excess over the bound (%)")
+    for key, style, label in (("optimality_gap", "o-", "decisions / bound − 1 (optimality_gap; empty where "
+                                                       "the decisions break a constraint)"),
+                              ("inefficiency_gap", "s--", "decisions / bound at their own averages − 1")):
+        gap = col(dyn, key) * 100
+        ok = np.isfinite(gap) & (gap > 0)
+        ax.loglog(v[ok], gap[ok], style, label=label)
+    ax.loglog(v, np.where(energy > bound, (energy / bound - 1.0) * 100, np.nan), "x:", color="grey",
+              label="realized energy / bound − 1")
+    finish(ax, "Energy above the offline bound", "excess over the bound (%)")
 
     ax = axes[0, 2]
-    z = col(dyn, "delay_queue_mean")
-    ax.loglog(v, z, "o-", label="delay queue Z (mean)")
-    ax.loglog(v, col(dyn, "accuracy_queue_mean"), "s-", label="accuracy queue Y (mean)")
-    ok = np.isfinite(z) & (z > 0)
-    if ok.any():
-        ax.loglog(v, np.nanmedian(z[ok] / v[ok]) * v, "k:", label="∝ V")
-    label_v(ax, v, z)
-    finish(ax, "Virtual-queue backlog grows as O(V)", "mean backlog (objective units)")
+    for key, mult, style, color, name in (("delay_queue_per_v", "delay_multiplier", "o-", "C0", "Z/V, λ* (J/s)"),
+                                          ("accuracy_queue_per_v", "accuracy_multiplier", "s-", "C1", "Y/V, η* (J)")):
+        q, m = col(dyn, key), col(dyn, mult)
+        ax.semilogx(v, q, style, color=color, label=f"queue per V: {name.split(',')[0]} (window mean)")
+        ax.semilogx(v, m, ":", color=color, lw=2, label=f"bound's multiplier: {name.split(', ')[1]}")
+        hollow(ax, v, q)
+    ax.set_yscale("log")
+    finish(ax, "Queues per V against the bound's multipliers", "Z/V (J/s) and Y/V (J)")
 
     ax = axes[1, 0]
-    met_dyn = np.array([r["constraints_met"] == "True" for r in dyn], dtype=bool)
-    best = int(np.nanargmin(np.where(met_dyn, energy, np.nan))) if met_dyn.any() else None
     names, values, met = [], [], []
-    if best is not None:
-        names.append(f"Lyapunov\nV={v[best]:g}")
-        values.append(energy[best])
-        met.append(dyn[best]["constraints_met"] == "True")
+    for i, r in enumerate(dyn):
+        names.append(f"V={v[i]:g}")
+        values.append(energy[i])
+        met.append(r["constraints_met"] == "True")
     for r in base:
         names.append(r["kind"].replace("-", "-\n"))
         values.append(_float(r["energy_per_task_j"]) * 1e6)
         met.append(r["constraints_met"] == "True")
-    bars = ax.bar(names, values, color=["C0" if i == 0 and best is not None else "grey" for i in range(len(names))])
+    bars = ax.bar(names, values, color=["C0"] * len(dyn) + ["grey"] * len(base))
     for b, m, val in zip(bars, met, values):
         if not m:
             b.set_hatch("//")
             b.set_alpha(0.5)
         ax.annotate(f"{val:.3g}", (b.get_x() + b.get_width() / 2, val), textcoords="offset points", xytext=(0, 3),
-                    ha="center", fontsize=8)
-    if dyn:
+                    ha="center", fontsize=7)
+    if dyn and np.isfinite(bound).any():
         ax.axhline(np.nanmin(bound), color="k", ls=":", label="offline lower bound")
     ax.bar([0], [0], color="white", hatch="//", edgecolor="grey", label="misses a target")
     ax.set_yscale("log")
-    ax.set(ylabel="energy per task (µJ)", title="Against the baselines (same scenario and channel)")
+    ax.tick_params(axis="x", labelsize=7, rotation=45)
+    ax.set(ylabel="energy per task (µJ)", title="Every run: Lyapunov at each V (blue), baselines (grey)")
     ax.legend(fontsize=7)
     ax.grid(True, axis="y", which="both", alpha=0.3)
 

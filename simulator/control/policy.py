@@ -164,14 +164,14 @@ class PolicyController:
        device with no feasible decision (that, ``R_max = 0``, or blocked) gets rate 0 (holds)
        and keeps its previous encoder, K, b and clock; the server capacity the feasible devices
        leave is split among the others.
-    4. **Queues** (``lyapunov``; baselines ignore it): ``Z`` advances with the mean *realized*
-       delay of the tasks the world completed in the slot (:class:`Feedback`), or with the
-       decision's predicted delay ``W_tx/f + N/R + W_rx/x`` when none completed; ``Y`` with the
-       Ĝ of the decision in force (labels are never seen), against ``accuracy_target +
-       accuracy_margin`` (the margin covers the calibration's bias on unseen data). A device
-       with neither a completion nor a feasible decision keeps its queues. The enforced average
-       is thus over slots (the per-slot means), which is the per-task average when every slot
-       carries one task.
+    4. **Queues** (``lyapunov``; baselines ignore it): ``Z`` advances with the decision's
+       predicted delay ``W_tx/f + N/R + W_rx/x`` — the delay the offline bound constrains, so
+       that the controller and the bound enforce the same average (a slot that holds, and the
+       queueing a held task then sees, are outside both; with one task per slot the realized
+       mean delay exceeds the decisions' by the holds' share); ``Y`` with the Ĝ of the
+       decision (labels are never seen), against ``accuracy_target + accuracy_margin`` (the
+       margin covers the calibration's error on unseen data). A device without a feasible
+       decision keeps its queues. The enforced average is thus over the slots with a decision.
 
     Accounting, over the slots from ``settle_slots`` on (``stats``): the decisions' predicted
     per-task energy ``E = p N/R + κ f² W_tx [+ κ_s x² W_rx]`` summed over devices and averaged
@@ -230,6 +230,7 @@ class PolicyController:
         self._sums = {k: np.zeros(n) for k in ("energy", "delay", "accuracy", "active", "z", "y")}
         self._z_max = np.zeros(n)
         self._window = 0
+        self._queues_at_settle: tuple[np.ndarray, np.ndarray] | None = None
 
     def make_policy(self, scenario: Scenario) -> Any:
         """The kind's per-slot policy: ``decide(**slot) → SlotDecision`` and ``update(delay, accuracy, observed)``.
@@ -337,6 +338,8 @@ class PolicyController:
         self._k = np.where(feas, t.anchors[o], self._k)
         self._b = np.where(feas, t.bits[o], self._b)
         self._cpu = np.where(feas, d.cpu_freq_hz, self._cpu)
+        if s == self.settle and self.queues is not None:
+            self._queues_at_settle = (self.queues.delay.copy(), self.queues.accuracy.copy())
         if s >= self.settle:
             sums = self._sums
             sums["energy"] += d.energy_j
@@ -362,10 +365,9 @@ class PolicyController:
     def update(self, feedback: Feedback) -> None:
         """Advance the virtual queues (class docstring, step 4); ``last_update`` keeps (L_t, Ĝ_t, observed)."""
         d = self._decision
-        done = np.asarray(feedback.delivered) > 0
-        observed = done | d.feasible
-        delay = np.where(done, feedback.mean_delay_s, np.where(d.feasible, d.delay_s, 0.0))
-        acc = np.where(d.feasible, d.accuracy, self._acc_last)
+        observed = d.feasible
+        delay = np.where(observed, d.delay_s, 0.0)
+        acc = np.where(observed, d.accuracy, self._acc_last)
         self._acc_last = acc
         self.last_update = (delay, acc, observed)
         self.policy.update(delay, acc, observed)
@@ -374,13 +376,16 @@ class PolicyController:
     def stats(self) -> dict[str, Any]:
         """Averages over the settled window (slots ``settle_slots`` … end); see the class docstring.
 
-        ``decision_energy_j`` is J per slot summed over transmitters (the bound's units);
-        delays (s), Ĝ and queues are averaged over devices and the slots where they apply.
+        ``decision_energy_per_slot_j`` is J per slot summed over transmitters (the bound's
+        units), ``decision_energy_per_task_j`` the same energy per decision (per transmitter and
+        slot with a feasible decision: per task when each such slot carries one); delays (s), Ĝ
+        and queues are averaged over devices and the slots where they apply.
         """
         s, w = self._sums, max(self._window, 1)
         n_act = s["active"].sum()
         out = {"window_slots": [self.settle, self._slot + 1],
-               "decision_energy_j": float(s["energy"].sum() / w),
+               "decision_energy_per_slot_j": float(s["energy"].sum() / w),
+               "decision_energy_per_task_j": float(s["energy"].sum() / n_act) if n_act else None,
                "decision_delay_s": float(s["delay"].sum() / n_act) if n_act else None,
                "decision_accuracy": float(s["accuracy"].sum() / n_act) if n_act else None,
                "delay_queue_mean": None, "delay_queue_max": None, "accuracy_queue_mean": None}
@@ -389,8 +394,17 @@ class PolicyController:
                        accuracy_queue_mean=float(s["y"].sum() / (w * self.n)))
         return out
 
-    def offline_bound(self):
+    def _own_averages(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-device mean predicted delay (s) and Ĝ of the decisions over the window (NaN where none)."""
+        s = self._sums
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s["delay"] / s["active"], s["accuracy"] / s["active"]
+
+    def offline_bound(self, delay_max_s: Any = None, accuracy_min: Any = None):
         """:func:`~simulator.control.oracle.offline_lower_bound` on the realized trace of the settled window.
+
+        ``delay_max_s`` and ``accuracy_min`` replace the targets (per device; e.g. the decisions'
+        own averages, for the inefficiency gap of :meth:`report`); by default the scenario's.
 
         Same options, Ĝ, targets and physical parameters as the decisions; the gains and the
         fault masks recorded slot by slot. For digital links Ĝ of a slot is its running maximum
@@ -421,27 +435,116 @@ class PolicyController:
         mask = t.allowed if active.all() else t.allowed[None, :, :] & active[:, :, None]
         if mask.ndim == 3 and acc.ndim == 2:
             acc = np.broadcast_to(acc, mask.shape)
-        return offline_lower_bound(gain=gain, accuracy=acc, delay_max_s=self.delay_max_s,
-                                   accuracy_min=self.accuracy_min, option_mask=mask,
+        return offline_lower_bound(gain=gain, accuracy=acc,
+                                   delay_max_s=self.delay_max_s if delay_max_s is None else delay_max_s,
+                                   accuracy_min=self.accuracy_min if accuracy_min is None else accuracy_min,
+                                   option_mask=mask,
                                    **{**p, "r_min_bps": 1.0 if self.lowered_floor else self.r_min})
 
+    DELAY_SLACK = 1e-3
+    """Relative excess of the decisions' mean delay over the target still counted as meeting it."""
+    ACCURACY_SLACK = 1e-4
+    """Shortfall of the decisions' mean Ĝ below ``accuracy_min`` still counted as meeting it."""
+    SETTLED_TOLERANCE = 0.05
+    """Settling: |Z̄/V − λ*| and |Ȳ/V − η*| within this fraction of the multiplier's scale (:meth:`settling`)."""
+
     def report(self) -> dict[str, Any]:
-        """Summary entries: ``energy_lower_bound_j``, ``optimality_gap``, ``offline_bound``, ``controller_stats``."""
+        """Summary entries: the bound, the honest gaps, settling, ``offline_bound`` and ``controller_stats``.
+
+        * ``energy_bound_per_slot_j`` — the offline bound (J per slot, summed over transmitters);
+          ``energy_bound_per_task_j`` — the same per decision (the unit of
+          ``decision_energy_per_task_j``; per task when each slot with a decision carries one).
+        * ``optimality_gap`` — decisions / bound − 1, only when the decisions meet the bound's
+          constraints on average over the window, per device (mean predicted delay ≤
+          ``delay_target_s`` · (1 + :attr:`DELAY_SLACK`), mean Ĝ ≥ target + margin −
+          :attr:`ACCURACY_SLACK`); otherwise null, and ``optimality_gap_reason`` says which
+          constraint the decisions break and by how much (a policy that breaks them may sit
+          below the bound).
+        * ``inefficiency_gap`` — decisions / bound at the decisions' *own* averages − 1: the
+          bound re-solved with each device's mean delay and Ĝ as its targets, which the
+          decisions meet by construction, so the gap is ≥ 0 (up to the dual's tolerance) for
+          every policy; for drift-plus-penalty it falls as O(1/V).
+        * ``settling`` (controllers with queues) — :meth:`settling`.
+        """
         stats = self.stats()
-        out: dict[str, Any] = {"controller_stats": stats, "energy_lower_bound_j": None, "optimality_gap": None,
-                               "offline_bound": None}
+        out: dict[str, Any] = {"controller_stats": stats, "energy_bound_per_slot_j": None,
+                               "energy_bound_per_task_j": None, "optimality_gap": None,
+                               "optimality_gap_reason": None, "inefficiency_gap": None, "offline_bound": None}
         bound = self.offline_bound()
         if bound is None:
+            out["optimality_gap_reason"] = "no bound: the scenario sets no delay or accuracy target"
             return out
-        out["energy_lower_bound_j"] = float(bound.bound_j)
-        if bound.bound_j > 0:
-            out["optimality_gap"] = float(optimality_gap(stats["decision_energy_j"], bound.bound_j))
+        n_act = float(self._sums["active"].sum())
+        per_task = bound.bound_j * max(self._window, 1) / n_act if n_act else None
+        out.update(energy_bound_per_slot_j=float(bound.bound_j), energy_bound_per_task_j=per_task)
+        decided = stats["decision_energy_per_slot_j"]
+        delay, acc = self._own_averages()
+        if bound.status == "infeasible":
+            out["optimality_gap_reason"] = "the targets cannot be met on this trace by any policy"
+        elif bound.bound_j <= 0:
+            out["optimality_gap_reason"] = "the bound is 0"
+        else:
+            broken = self._broken_constraints(delay, acc)
+            if broken:
+                out["optimality_gap_reason"] = "the decisions break the bound's constraints: " + "; ".join(broken)
+            else:
+                out["optimality_gap"] = float(optimality_gap(decided, bound.bound_j))
+        has = self._sums["active"] > 0
+        if has.any():
+            own = self.offline_bound(np.where(has, delay, self.delay_max_s), np.where(has, acc, 0.0))
+            if own is not None and own.status != "infeasible" and own.bound_j > 0:
+                out["inefficiency_gap"] = float(optimality_gap(decided, own.bound_j))
         out["offline_bound"] = {
             "status": bound.status, "dual_gap_j": float(bound.dual_gap_j), "evaluations": bound.evaluations,
             "slots": bound.slots, "delay_multiplier": bound.delay_multiplier.tolist(),
             "accuracy_multiplier": bound.accuracy_multiplier.tolist(),
-            "relaxed_delay_s": bound.relaxed_delay_s.tolist(), "relaxed_accuracy": bound.relaxed_accuracy.tolist()}
+            "relaxed_delay_s": bound.relaxed_delay_s.tolist(), "relaxed_accuracy": bound.relaxed_accuracy.tolist(),
+            "relaxed_energy_j": bound.relaxed_energy_j.tolist()}
+        settling = self.settling(bound)
+        if settling is not None:
+            out["settling"] = settling
         return out
+
+    def _broken_constraints(self, delay: np.ndarray, acc: np.ndarray) -> list[str]:
+        """One phrase per device and constraint that the decisions' window averages break (see :meth:`report`)."""
+        ids, out = self.spec.transmitter_ids, []
+        has = self._sums["active"] > 0
+        for i in np.flatnonzero(has):
+            if delay[i] > self.delay_max_s * (1.0 + self.DELAY_SLACK):
+                out.append(f"{ids[i]} mean delay {delay[i] * 1e3:.4g} ms > target {self.delay_max_s * 1e3:.4g} ms "
+                           f"(+{delay[i] / self.delay_max_s - 1:.2%})")
+            if acc[i] < self.accuracy_min - self.ACCURACY_SLACK:
+                out.append(f"{ids[i]} mean Ĝ {acc[i]:.4f} < {self.accuracy_min:.4f}")
+        return out
+
+    def settling(self, bound: Any) -> dict[str, Any] | None:
+        """Whether the queues settled where theory puts them: ``Z̄ ≈ V λ*`` and ``Ȳ ≈ V η*``.
+
+        Per device, Z̄/V and Ȳ/V (window means) against the bound's multipliers λ* (J/s) and η*
+        (J): settled when |Z̄/V − λ*| ≤ :attr:`SETTLED_TOLERANCE` · max(λ*, E_i / L_max) and
+        |Ȳ/V − η*| ≤ the same fraction of max(η*, E_i / A_min), with E_i the device's share of
+        the bound's energy (J per slot) — a multiplier of 0 (a slack constraint) then asks the
+        queue's price of that constraint to stay under 5 % of the energy. ``drift_*`` is the
+        queues' change over the window divided by V (≈ 0 once settled). None for controllers
+        without queues or V.
+        """
+        v = getattr(self.policy, "v", None)
+        if self.queues is None or not v or self._window == 0:
+            return None
+        w = self._window
+        z_v, y_v = self._sums["z"] / w / v, self._sums["y"] / w / v
+        lam, eta = bound.delay_multiplier, bound.accuracy_multiplier
+        energy = np.maximum(bound.relaxed_energy_j, 1e-300)
+        tol = self.SETTLED_TOLERANCE
+        ok = (np.abs(z_v - lam) <= tol * np.maximum(lam, energy / self.delay_max_s)) & \
+             (np.abs(y_v - eta) <= tol * np.maximum(eta, energy / max(self.accuracy_min, 1e-12)))
+        start = self._queues_at_settle or (self.queues.delay, self.queues.accuracy)
+        return {"settled": bool(ok.all()), "devices_settled": int(ok.sum()),
+                "delay_queue_per_v": z_v.tolist(), "delay_multiplier": lam.tolist(),
+                "accuracy_queue_per_v": y_v.tolist(), "accuracy_multiplier": eta.tolist(),
+                "drift_delay_queue_per_v": ((self.queues.delay - start[0]) / v).tolist(),
+                "drift_accuracy_queue_per_v": ((self.queues.accuracy - start[1]) / v).tolist(),
+                "tolerance": tol}
 
 
 __all__ = ["OptionSetConfig", "PolicyController"]

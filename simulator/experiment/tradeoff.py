@@ -15,28 +15,25 @@ meets the constraints when, over that window, its realized mean delay is at most
 ``delay_target_s`` × (1 + ``simulation.delay_tolerance``) and its realized accuracy (test split) at least
 ``accuracy_target`` − ``simulation.accuracy_tolerance`` (5 % and 0.01 by default).
 
-Energy. ``energy_per_task_j`` is the realized energy of the window's tasks (device transmit +
-device compute, + server decoding when ``controller.include_server_energy``) divided by the
-tasks that arrived in it; ``decision_energy_j`` the controller's predicted per-task energy of
-its decisions averaged over the window's slots, the figure the offline bound
-(``energy_lower_bound_j``) bounds; ``optimality_gap`` compares those two. With one task per slot
-and transmitter (the paper's set-up) ``energy_per_task_j`` × transmitters is the same quantity
-realized, and ``realized_gap`` compares it to the bound too.
+Energy, per task throughout. ``energy_per_task_j`` is the realized energy of the window's tasks
+(device transmit + device compute, + server decoding when ``controller.include_server_energy``)
+divided by the tasks that arrived in it; ``decision_energy_per_task_j`` the controller's
+predicted per-task energy of its decisions over the window, the figure the offline bound
+``energy_bound_per_task_j`` bounds. ``optimality_gap`` compares those two, and only when the
+decisions meet the bound's constraints (else it is empty and ``optimality_gap_reason`` says
+why); ``inefficiency_gap`` compares them with the bound at the decisions' own averages (≥ 0,
+O(1/V)); ``realized_gap`` compares the realized energy per task with the same bound.
 
-Place-holder backlogs. The virtual queues settle near ``Z ≈ λ* V`` and ``Y ≈ η* V``
-(λ*, η* the optimal dual multipliers of the delay and accuracy constraints); from empty
-queues that takes O(V/μ) slots, far longer than a short run at V = 10⁶. As in Neely's
-place-holder backlogs and the learning-aided drift-plus-penalty of Huang and Neely, the queues
-may start at ``V λ̂`` and ``V η̂`` instead, with (λ̂, η̂) *learned on another channel
-realization*: the offline bound's multipliers on a pilot run of the same scenario with seed + 1
-(not the seed the sweep runs). The steady state does not depend on the start; only the
-transient shrinks. The runs get them as ``controller.delay_queue_per_v = λ̂`` and
-``accuracy_queue_per_v = η̂`` (Z₀ = V λ̂). A scenario that already sets those fields (as
-``scenarios/paper-tradeoff.yaml`` does, so that its sweep runs are self-contained) is run with
-them and no pilot; ``--pilot-only`` learns them and prints the two lines to paste.
-``--no-placeholder`` starts every run from the configured queues. The pilot runs
-``--pilot-slots`` slots (default 4 × ``simulation.slots``): λ̂ is an average over the pilot's
-trace, and a longer pilot leaves less of its own sampling noise in it.
+Settling. ``settled`` says whether the run's queues sat where theory puts them over the window
+(Z̄/V and Ȳ/V within 5 % of the bound's multipliers λ*, η*; ``summary.json``'s ``settling``);
+``delay_queue_per_v``, ``delay_multiplier``, ``accuracy_queue_per_v`` and
+``accuracy_multiplier`` are the figures it compares (means over transmitters). A V that did not
+settle is marked, not dropped: its energy is that of a controller still in its transient.
+
+Place-holder backlogs come from the scenario: ``auto`` (the default) learns them on a cached
+pilot run with another seed (:mod:`simulator.experiment.pilot`), once for every V;
+``--pilot-only`` runs (or reads) that pilot and prints the two numbers; ``--no-placeholder``
+starts every run from empty queues; ``--pilot-slots`` sets ``controller.pilot_slots``.
 
 Run ``relcomm tradeoff SCENARIO.yaml [--out DIR] [--baselines …] [--pilot-only]`` (or
 ``python -m simulator tradeoff …``, the same).
@@ -57,6 +54,7 @@ from simulator.control.policy import OptionSetConfig
 from simulator.control.tables import AccuracyTable
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
+from simulator.experiment.pilot import pilot_multipliers
 from simulator.experiment.runner import judge, run_scenario, settled_metrics
 from simulator.folders import claim
 from simulator.latent.zoo import Zoo
@@ -65,10 +63,11 @@ from simulator.results import write_csv
 BASELINES = ("static", "max-accuracy", "min-energy", "greedy")
 
 COLUMNS = ("kind", "v", "tasks", "delivered", "dropped", "mean_delay_s", "accuracy", "energy_per_task_j",
-           "decision_energy_j", "decision_delay_s", "decision_accuracy", "delay_queue_mean", "accuracy_queue_mean",
-           "energy_lower_bound_j", "optimality_gap", "realized_gap", "delay_target_s", "accuracy_target",
-           "accuracy_margin", "delay_tolerance", "accuracy_tolerance", "delay_met", "accuracy_met",
-           "constraints_met", "run_dir")
+           "decision_energy_per_task_j", "decision_delay_s", "decision_accuracy", "energy_bound_per_task_j",
+           "optimality_gap", "optimality_gap_reason", "inefficiency_gap", "realized_gap", "settled",
+           "delay_queue_per_v", "delay_multiplier", "accuracy_queue_per_v", "accuracy_multiplier",
+           "placeholders", "delay_target_s", "accuracy_target", "accuracy_margin", "delay_tolerance",
+           "accuracy_tolerance", "delay_met", "accuracy_met", "constraints_met", "run_dir")
 
 
 def _with_controller(scenario: Scenario, controller: dict[str, Any], seed: int | None = None) -> Scenario:
@@ -120,28 +119,16 @@ def v_values(scenario: Scenario) -> tuple[float, ...]:
     return values
 
 
-def pilot_multipliers(scenario: Scenario, zoo: Zoo | None, out_dir: Path,
-                      log: Callable[[str], None], slots: int | None = None) -> tuple[float, float]:
-    """(λ̂, η̂): the offline bound's multipliers on a pilot run with seed + 1 (module docstring).
-
-    ``slots``: the pilot's length (default 4 × ``simulation.slots``; the settled window's start
-    stays where it is). Averaged over transmitters (the queues start from one number each).
-    """
+def learn_placeholders(scenario: Scenario, log: Callable[[str], None] = lambda _m: None) -> tuple[float, float]:
+    """(λ̂, η̂): the pilot's multipliers for ``scenario`` (run now, or read from the cache)."""
     lyapunov_section(scenario)
-    zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
-    data = scenario_to_dict(scenario)
-    data["simulation"]["slots"] = slots or 4 * scenario.simulation.slots
-    data["controller"].update(initial_delay_queue=0.0, initial_accuracy_queue=0.0)
-    data["seed"] = scenario.seed + 1
-    data.pop("sweep", None)
-    pilot = parse_scenario(data)
-    log(f"pilot run (seed {pilot.seed}, {pilot.simulation.slots} slots) for the place-holder backlogs")
-    summary = run_scenario(pilot, out_dir / "pilot", zoo=zoo)
-    bound = summary.get("offline_bound")
-    if not bound or bound["status"] == "infeasible":
-        raise ScenarioError("the pilot run's offline bound is infeasible: the targets cannot be met on its trace",
-                            path="simulation")
-    return float(np.mean(bound["delay_multiplier"])), float(np.mean(bound["accuracy_multiplier"]))
+    zoo = Zoo.build(scenario, log=log)
+    lam, eta, _cached = pilot_multipliers(scenario, zoo, calibration_rows(zoo, log), run_scenario, log)
+    return lam, eta
+
+
+def _mean(values: Any) -> float | None:
+    return None if values is None else float(np.mean(values))
 
 
 def _row(kind: str, v: float | None, scenario: Scenario, summary: dict, run_dir: Path,
@@ -150,26 +137,32 @@ def _row(kind: str, v: float | None, scenario: Scenario, summary: dict, run_dir:
     sim = scenario.simulation
     start = window.settle_slots * sim.slot_s
     m = dict(summary["settled"])  # the runner's window: the sweep's own unless the controller lacks those settings
+    delay_ok, acc_ok = summary.get("delay_met"), summary.get("accuracy_met")
     if m["from_s"] != start or getattr(scenario.controller, "include_server_energy", True) != window.include_server_energy:
         m = judge(settled_metrics(Path(run_dir) / "tasks.csv", start, window.include_server_energy), scenario)
-    m.pop("from_s")
-    delay_ok, acc_ok = bool(m.pop("delay_met", False)), bool(m.pop("accuracy_met", False))
-    m.pop("delay_limit_s", None)
-    m.pop("accuracy_limit", None)
+        delay_ok, acc_ok = m.pop("delay_met", None), m.pop("accuracy_met", None)
+    for name in ("from_s", "delay_limit_s", "accuracy_limit"):
+        m.pop(name, None)
     stats = summary.get("controller_stats") or {}
-    bound = summary.get("energy_lower_bound_j")
-    n_tx = len(scenario.transmitters)
-    realized_gap = (m["energy_per_task_j"] * n_tx / bound - 1.0
+    bound = summary.get("energy_bound_per_task_j")
+    realized_gap = (m["energy_per_task_j"] / bound - 1.0
                     if bound and m["energy_per_task_j"] is not None else None)
-    return {"kind": kind, "v": v, **m, "decision_energy_j": stats.get("decision_energy_j"),
+    settling = summary.get("settling") or {}
+    return {"kind": kind, "v": v, **m, "decision_energy_per_task_j": stats.get("decision_energy_per_task_j"),
             "decision_delay_s": stats.get("decision_delay_s"), "decision_accuracy": stats.get("decision_accuracy"),
-            "delay_queue_mean": stats.get("delay_queue_mean"), "accuracy_queue_mean": stats.get("accuracy_queue_mean"),
-            "energy_lower_bound_j": bound, "optimality_gap": summary.get("optimality_gap"),
-            "realized_gap": realized_gap, "delay_target_s": sim.delay_target_s,
+            "energy_bound_per_task_j": bound, "optimality_gap": summary.get("optimality_gap"),
+            "optimality_gap_reason": summary.get("optimality_gap_reason"),
+            "inefficiency_gap": summary.get("inefficiency_gap"), "realized_gap": realized_gap,
+            "settled": settling.get("settled"), "delay_queue_per_v": _mean(settling.get("delay_queue_per_v")),
+            "delay_multiplier": _mean(settling.get("delay_multiplier")),
+            "accuracy_queue_per_v": _mean(settling.get("accuracy_queue_per_v")),
+            "accuracy_multiplier": _mean(settling.get("accuracy_multiplier")),
+            "placeholders": (summary.get("placeholders") or {}).get("source"),
+            "delay_target_s": sim.delay_target_s,
             "accuracy_target": sim.accuracy_target, "accuracy_margin": window.accuracy_margin,
             "delay_tolerance": sim.delay_tolerance, "accuracy_tolerance": sim.accuracy_tolerance,
-            "delay_met": delay_ok, "accuracy_met": acc_ok,
-            "constraints_met": delay_ok and acc_ok, "run_dir": str(run_dir)}
+            "delay_met": bool(delay_ok), "accuracy_met": bool(acc_ok),
+            "constraints_met": bool(delay_ok) and bool(acc_ok), "run_dir": str(run_dir)}
 
 
 def run_tradeoff(scenario: Scenario, out_dir: Path, *, baselines: Sequence[str] = BASELINES,
@@ -192,13 +185,8 @@ def _run_tradeoff(scenario: Scenario, cfg: LyapunovControllerConfig, values: tup
     base = scenario_to_dict(scenario)["controller"]
     if not placeholder:
         base.update(delay_queue_per_v=0.0, accuracy_queue_per_v=0.0)
-    elif cfg.delay_queue_per_v > 0 or cfg.accuracy_queue_per_v > 0:
-        log(f"place-holder backlogs from the scenario: Z0 = {cfg.delay_queue_per_v:.4g}·V, "
-            f"Y0 = {cfg.accuracy_queue_per_v:.4g}·V")
-    else:
-        lam, eta = pilot_multipliers(scenario, zoo, out_dir, log, pilot_slots)
-        log(f"place-holder backlogs: Z0 = {lam:.4g}·V, Y0 = {eta:.4g}·V")
-        base.update(delay_queue_per_v=lam, accuracy_queue_per_v=eta)
+    if pilot_slots is not None:
+        base["pilot_slots"] = pilot_slots
     rows = []
     for v in values:
         ctl = {**base, "v": v}
@@ -228,10 +216,12 @@ def _run_tradeoff(scenario: Scenario, cfg: LyapunovControllerConfig, values: tup
 def _describe(row: dict[str, Any], wall_s: float) -> str:
     name = f"V = {row['v']:g}" if row["v"] is not None else row["kind"]
     gap = "" if row["optimality_gap"] is None else f", gap {row['optimality_gap']:+.2%}"
+    ineff = "" if row["inefficiency_gap"] is None else f", inefficiency {row['inefficiency_gap']:+.3%}"
+    settled = {None: "", True: ", settled", False: ", NOT settled"}[row["settled"]]
     return (f"{name}: {row['energy_per_task_j']:.4g} J/task, delay {row['mean_delay_s'] * 1e3:.3f} ms, "
-            f"accuracy {row['accuracy']:.4f}{gap}, constraints {'met' if row['constraints_met'] else 'NOT met'} "
-            f"({wall_s:.0f} s)")
+            f"accuracy {row['accuracy']:.4f}{gap}{ineff}{settled}, constraints "
+            f"{'met' if row['constraints_met'] else 'NOT met'} ({wall_s:.0f} s)")
 
 
-__all__ = ["run_tradeoff", "v_values", "lyapunov_section", "pilot_multipliers", "static_choice",
+__all__ = ["run_tradeoff", "v_values", "lyapunov_section", "learn_placeholders", "static_choice",
 "BASELINES", "COLUMNS"]

@@ -88,14 +88,14 @@ def test_at_the_bounds_multipliers_its_decisions_are_the_optimums_own(trace, cal
     drive(ctl, spec, gains, record)
     stats = ctl.stats()
     # the per-slot minimizers of the bound's Lagrangian at its own multipliers
-    assert stats["decision_energy_j"] == pytest.approx(bound.point.energy_j.sum(), rel=1e-9)
+    assert stats["decision_energy_per_slot_j"] == pytest.approx(bound.point.energy_j.sum(), rel=1e-9)
     np.testing.assert_allclose(delay.mean(axis=0), bound.point.delay_s, rtol=1e-9)
     np.testing.assert_allclose(acc.mean(axis=0), bound.point.accuracy, rtol=1e-9)
     # within one option switch per constraint and device of the optimum (module docstring)
     spread_l, spread_g = spreads
     lam, eta = bound.delay_multiplier, bound.accuracy_multiplier
     tolerance_j = 2.0 * np.sum(lam * spread_l + eta * spread_g) / t_slots + bound.dual_gap_j
-    assert abs(stats["decision_energy_j"] - bound.bound_j) <= tolerance_j
+    assert abs(stats["decision_energy_per_slot_j"] - bound.bound_j) <= tolerance_j
     a_min = sc.simulation.accuracy_target + sc.controller.accuracy_margin
     assert np.all(delay.mean(axis=0) <= sc.simulation.delay_target_s + 2.0 * spread_l / t_slots)
     assert np.all(acc.mean(axis=0) >= a_min - 2.0 * spread_g / t_slots)

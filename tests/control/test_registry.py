@@ -15,7 +15,8 @@ from simulator.errors import ScenarioError
 from .conftest import build, controller_scenario, drive, gain_trace
 
 EXTRA = {"offline-multipliers": {"delay_multiplier": 0.01, "accuracy_multiplier": 1e-6},
-         "static": {"anchors": 32, "bits": 8}}
+         "static": {"anchors": 32, "bits": 8},
+         "lyapunov": {"delay_queue_per_v": 0.0, "accuracy_queue_per_v": 0.0}}  # no pilot without a runner
 """Settings a kind cannot do without (its required fields), or that the synthetic network needs."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import pytest
@@ -47,16 +48,17 @@ def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, f
     assert tuple(table[0]) == COLUMNS and len(table) == 4
     assert (out / "plots" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "plots" / "tradeoff.pdf").exists()
-    # place-holder backlogs: learned on the pilot (seed + 1, 4 × the slots), scaled by V
-    pilot = yaml.safe_load((out / "pilot" / "scenario.yaml").read_text())
-    assert pilot["seed"] == sweep_scenario.seed + 1 and pilot["simulation"]["slots"] == 4 * 300
-    bound = __import__("json").loads((out / "pilot" / "summary.json").read_text())["offline_bound"]
-    for v in (1e5, 1e7):
+    # place-holder backlogs (auto): one pilot (seed + 1, 4 × the slots) for every V, then cached
+    marks = [json.loads((out / f"v={v:g}" / "summary.json").read_text())["placeholders"] for v in (1e5, 1e7)]
+    assert marks[0]["source"] in ("pilot", "cached pilot") and marks[1]["source"] == "cached pilot"
+    assert marks[0]["pilot_seed"] == sweep_scenario.seed + 1 and marks[0]["pilot_slots"] == 4 * 300
+    assert [r["placeholders"] for r in rows[:2]] == [m["source"] for m in marks]
+    for v, mark in zip((1e5, 1e7), marks):
         resolved = yaml.safe_load((out / f"v={v:g}" / "scenario.yaml").read_text())
         ctl = resolved["controller"]
         assert resolved["seed"] == sweep_scenario.seed and ctl["v"] == v
-        assert ctl["delay_queue_per_v"] == pytest.approx(bound["delay_multiplier"][0])
-        assert ctl["accuracy_queue_per_v"] == pytest.approx(bound["accuracy_multiplier"][0])
+        assert ctl["delay_queue_per_v"] == mark["delay_queue_per_v"] == marks[0]["delay_queue_per_v"] > 0
+        assert ctl["accuracy_queue_per_v"] == mark["accuracy_queue_per_v"] == marks[0]["accuracy_queue_per_v"]
         assert ctl["initial_delay_queue"] == ctl["initial_accuracy_queue"] == 0.0
     # each row's settled figures come from its own run directory
     for r in rows:
@@ -65,8 +67,9 @@ def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, f
         assert window.pop("from_s") == 1.0 and r == {**r, **window}
         assert r["constraints_met"] == (r["mean_delay_s"] <= 0.002 * 1.05 and r["accuracy"] >= 0.8 - 0.01)
     static = yaml.safe_load((out / "baseline-static" / "scenario.yaml").read_text())["controller"]
-    assert static["kind"] == "static" and rows[2]["energy_lower_bound_j"] is None
-    assert rows[3]["energy_lower_bound_j"] == pytest.approx(rows[0]["energy_lower_bound_j"])
+    assert static["kind"] == "static" and rows[2]["energy_bound_per_task_j"] is None
+    assert rows[3]["energy_bound_per_task_j"] == pytest.approx(rows[0]["energy_bound_per_task_j"], rel=1e-3)
+    assert rows[2]["settled"] is None and rows[0]["settled"] in (True, False)
 
 
 def test_settled_metrics_count_the_window_only(tmp_path):
@@ -94,8 +97,11 @@ def test_the_static_baseline_is_the_cheapest_option_meeting_the_target(sweep_sce
 def test_the_plot_reads_the_csv_alone(tmp_path):
     rows = []
     for v, e, z in ((10, 5e-5, 2.0), (1e3, 2e-5, 40.0), (1e5, 1.9e-5, 4000.0)):
-        rows.append({"kind": "lyapunov", "v": v, "energy_per_task_j": e, "decision_energy_j": e,
-                     "energy_lower_bound_j": 1.8e-5, "delay_queue_mean": z, "accuracy_queue_mean": z / 2,
+        rows.append({"kind": "lyapunov", "v": v, "energy_per_task_j": e, "decision_energy_per_task_j": e,
+                     "energy_bound_per_task_j": 1.8e-5, "optimality_gap": e / 1.8e-5 - 1,
+                     "inefficiency_gap": (e / 1.8e-5 - 1) / 2, "settled": v > 100,
+                     "delay_queue_per_v": z / v, "delay_multiplier": 2e-3, "accuracy_queue_per_v": z / v / 2,
+                     "accuracy_multiplier": 1e-3,
                      "mean_delay_s": 0.0015, "decision_delay_s": 0.0015, "accuracy": 0.87, "decision_accuracy": 0.88,
                      "delay_target_s": 0.0015, "accuracy_target": 0.87, "constraints_met": True})
     rows.append({"kind": "greedy", "energy_per_task_j": 3e-5, "constraints_met": True})
@@ -135,7 +141,7 @@ def test_scenario_multipliers_skip_the_pilot_and_the_sweep_grid_gives_v(sweep_sc
     data["controller"].update(v_sweep=[], delay_queue_per_v=0.002, accuracy_queue_per_v=0.001)
     data["sweep"] = {"grid": {"controller.v": [1e4, 1e6]}, "seeds": 2}
     rows = run_tradeoff(parse_scenario(data), tmp_path, baselines=("static",), zoo=tiny_zoo)
-    assert [r["v"] for r in rows] == [1e4, 1e6, None] and not (tmp_path / "pilot").exists()
+    assert [r["v"] for r in rows] == [1e4, 1e6, None] and [r["placeholders"] for r in rows[:2]] == ["scenario"] * 2
     # each run is a single run: the sweep section stays out of its resolved scenario
     assert "sweep" not in yaml.safe_load((tmp_path / "baseline-static" / "scenario.yaml").read_text())
     for v in (1e4, 1e6):

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from simulator.config import Scenario
 
 
+PerV = Annotated[float, Field(ge=0.0, le=1e6)] | Literal["auto"]
+"""A place-holder backlog per unit V (J/s for Z, J for Y), or ``"auto"``."""
+
+
 class LyapunovControllerConfig(OptionSetConfig):
     """Drift-plus-penalty (DESIGN §2): each slot min V·E + Z·L − Y·Ĝ, then the queues advance.
 
@@ -35,12 +39,18 @@ class LyapunovControllerConfig(OptionSetConfig):
     nu: float = Field(1.0, gt=0.0, le=1e15, description="ν: step of the accuracy queue")
     initial_delay_queue: float = Field(0.0, ge=0.0, le=1e15, description="Z_0 (added to V·delay_queue_per_v)")
     initial_accuracy_queue: float = Field(0.0, ge=0.0, le=1e15, description="Y_0 (added to V·accuracy_queue_per_v)")
-    delay_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="place-holder backlog per unit V: Z starts "
-                                     "at initial_delay_queue + V·this, an estimate λ̂ of the delay multiplier "
-                                     "learned on another channel realization (the trade-off driver's pilot), so "
-                                     "that the queue need not climb to V·λ* from empty, which takes O(V/μ) slots")
-    accuracy_queue_per_v: float = Field(0.0, ge=0.0, le=1e6, description="the same for Y: Y starts at "
-                                        "initial_accuracy_queue + V·this (η̂)")
+    delay_queue_per_v: PerV = Field(
+        "auto", description="place-holder backlog per unit V: Z starts at initial_delay_queue + V·this, an "
+        "estimate λ̂ of the delay multiplier, so that the queue need not climb to V·λ* from empty (O(V/μ) "
+        "slots); 'auto': the offline bound's multiplier on a pilot run with another seed, cached by zoo and "
+        "scenario, when V ≥ placeholder_from_v (else 0)")
+    accuracy_queue_per_v: PerV = Field(
+        "auto", description="the same for Y: Y starts at initial_accuracy_queue + V·this (η̂); 'auto' as above")
+    placeholder_from_v: float = Field(1e3, ge=0.0, le=1e15, description="the smallest V at which 'auto' "
+                                      "place-holders come from a pilot run (below it they are 0: the queues "
+                                      "reach V·λ* quickly from empty)")
+    pilot_slots: int | None = Field(None, ge=1, le=10**8, description="length of the 'auto' pilot run "
+                                    "(default 4 × simulation.slots)")
     v_sweep: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] = Field(
         (), description="V values run by the trade-off driver (relcomm tradeoff); empty = "
         "the values of sweep.grid's controller.v; relcomm run uses v")
@@ -54,8 +64,15 @@ class DriftPlusPenaltyController(PolicyController):
 
     def make_policy(self, scenario: Scenario) -> Any:
         cfg, n = scenario.controller, self.n
-        queues = VirtualQueues(np.full(n, cfg.initial_delay_queue + cfg.v * cfg.delay_queue_per_v),
-                               np.full(n, cfg.initial_accuracy_queue + cfg.v * cfg.accuracy_queue_per_v))
+        per_v = [cfg.delay_queue_per_v, cfg.accuracy_queue_per_v]
+        if "auto" in per_v:
+            # below placeholder_from_v 'auto' means empty queues; above it a pilot must have set numbers
+            if cfg.v >= cfg.placeholder_from_v:
+                raise ValueError("'auto' place-holders at V ≥ placeholder_from_v must be resolved by a pilot "
+                                 "before the world is built (simulator.experiment.pilot.resolve_placeholders)")
+            per_v = [0.0 if p == "auto" else p for p in per_v]
+        queues = VirtualQueues(np.full(n, cfg.initial_delay_queue + cfg.v * per_v[0]),
+                               np.full(n, cfg.initial_accuracy_queue + cfg.v * per_v[1]))
         return LyapunovController(n, v=cfg.v, mu=cfg.mu, nu=cfg.nu, delay_max_s=self.delay_max_s,
                                   accuracy_min=self.accuracy_min, static=self.params, queues=queues)
 

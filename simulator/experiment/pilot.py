@@ -1,0 +1,166 @@
+"""Place-holder backlogs of the drift-plus-penalty queues: ``auto`` resolved by a cached pilot run.
+
+The virtual queues settle near ``Z ≈ V λ*`` and ``Y ≈ V η*`` (λ*, η* the optimal multipliers of
+the delay and accuracy constraints); from empty queues that takes O(V/μ) slots, longer than a
+run at large V. As in Neely's place-holder backlogs and the learning-aided drift-plus-penalty of
+Huang and Neely, the queues may start at ``V λ̂`` and ``V η̂`` instead, with (λ̂, η̂) *learned on
+another channel realization*: the offline bound's multipliers on a pilot run of the same
+scenario with seed + 1. The steady state does not depend on the start; only the transient
+shrinks.
+
+``controller.delay_queue_per_v`` / ``accuracy_queue_per_v``:
+
+* a number — used as given (a user's own estimate; 0 starts from empty queues);
+* ``auto`` (the default) — from a pilot when ``V ≥ controller.placeholder_from_v``, else 0.
+
+The multipliers depend on the trained zoo (through Ĝ, which differs from machine to machine:
+encoders trained from the same seeds differ with threads and BLAS) and on the scenario, never
+on V (the bound is computed on the channel trace, whatever the controller decides), so the
+pilot's result is cached in ``$RELCOMM_HOME/cache/pilots`` under a key made of the scenario
+without its V-related controller fields and of a digest of Ĝ itself: one pilot serves every V
+of a sweep, and a retrained zoo gets a new one. Concurrent runs wait for one pilot (a lock in
+the cache folder) instead of each running their own.
+
+The pilot runs ``controller.pilot_slots`` slots (default 4 × ``simulation.slots``): λ̂ is an
+average over the pilot's trace, and a longer pilot leaves less of its sampling noise in it.
+Several transmitters share one number each (the mean of their multipliers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from simulator.config import Scenario, parse_scenario, scenario_to_dict
+from simulator.errors import ScenarioError
+from simulator.latent.cache import cache_key, check_tensors
+from simulator.latent.zoo import Zoo
+
+Log = Callable[[str], None]
+Run = Callable[..., dict]
+"""``run(scenario, out_dir, zoo=zoo)`` → summary: the runner's :func:`~simulator.experiment.runner.run_scenario`."""
+PER_V = ("delay_queue_per_v", "accuracy_queue_per_v")
+V_FIELDS = ("v", "v_sweep", "initial_delay_queue", "initial_accuracy_queue", *PER_V, "placeholder_from_v")
+"""Controller fields that do not change the pilot's multipliers (left out of its cache key)."""
+
+
+def wants_pilot(scenario: Scenario) -> bool:
+    """Whether ``scenario``'s place-holders are ``auto`` at a V where a pilot is used (module docstring)."""
+    cfg, sim = scenario.controller, scenario.simulation
+    if not all(hasattr(cfg, f) for f in PER_V) or sim.delay_target_s is None or sim.accuracy_target is None:
+        return False
+    return any(getattr(cfg, f) == "auto" for f in PER_V) and cfg.v >= cfg.placeholder_from_v
+
+
+def pilot_scenario(scenario: Scenario, slots: int | None = None) -> Scenario:
+    """The pilot of ``scenario``: seed + 1, ``slots`` long, empty queues, no pilot of its own, one run."""
+    data = scenario_to_dict(scenario)
+    ctl = data["controller"]
+    data["simulation"]["slots"] = slots or ctl.get("pilot_slots") or 4 * scenario.simulation.slots
+    # The bound does not depend on V; a fixed V keeps the pilot (and its cache entry) one per scenario.
+    ctl.update(initial_delay_queue=0.0, initial_accuracy_queue=0.0, delay_queue_per_v=0.0,
+               accuracy_queue_per_v=0.0, v=ctl["placeholder_from_v"], v_sweep=[])
+    data["seed"] = scenario.seed + 1
+    data.pop("sweep", None)
+    data["outputs"] = {**data.get("outputs", {}), "plots": False}
+    return parse_scenario(data)
+
+
+def _calibration_digest(calibration: Sequence[Any]) -> str:
+    h = hashlib.sha256()
+    for row in calibration:
+        h.update(repr(row).encode())
+    return h.hexdigest()
+
+
+def pilot_key(pilot: Scenario, calibration: Sequence[Any]) -> str:
+    """Cache key of a pilot: its scenario without V-related fields, and a digest of Ĝ."""
+    data = scenario_to_dict(pilot)
+    for name in ("name", "outputs", "sweep", "frontier"):
+        data.pop(name, None)
+    for name in V_FIELDS:
+        data["controller"].pop(name, None)
+    return cache_key({"kind": "pilot", "scenario": data, "calibration": _calibration_digest(calibration)})
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive, blocking ``flock`` on ``path`` (a file in relcomm's own cache folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def pilot_multipliers(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any], run: Run,
+                      log: Log = lambda _m: None, slots: int | None = None) -> tuple[float, float, bool]:
+    """(λ̂, η̂, from_cache): the offline bound's multipliers on the pilot of ``scenario`` (module docstring).
+
+    ``run`` simulates the pilot (the runner passes its own ``run_scenario``). Raises
+    :class:`ScenarioError` when the pilot's bound is infeasible (the targets cannot be met on its
+    trace).
+    """
+    pilot = pilot_scenario(scenario, slots)
+    key = pilot_key(pilot, calibration)
+    cache = zoo.cache
+    shapes = {"multipliers": ((2,), torch.float64)}
+    with _locked(cache.path("pilots", key).with_suffix(".lock")):
+        stored = cache.load("pilots", key, "pilot multipliers", lambda p: check_tensors(p, shapes))
+        if stored is not None:
+            lam, eta = stored["multipliers"].tolist()
+            return lam, eta, True
+        log(f"pilot run (seed {pilot.seed}, {pilot.simulation.slots} slots) for the place-holder backlogs")
+        with tempfile.TemporaryDirectory(prefix="relcomm-pilot-") as tmp:
+            summary = run(pilot, Path(tmp) / "pilot", zoo=zoo)
+        bound = summary.get("offline_bound")
+        if not bound or bound["status"] == "infeasible":
+            raise ScenarioError("the pilot run's offline bound is infeasible: the targets cannot be met on its "
+                                "trace", path="simulation")
+        lam, eta = float(np.mean(bound["delay_multiplier"])), float(np.mean(bound["accuracy_multiplier"]))
+        cache.save("pilots", key, {"multipliers": torch.tensor([lam, eta], dtype=torch.float64)})
+    return lam, eta, False
+
+
+def resolve_placeholders(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None, run: Run,
+                         log: Log = lambda _m: None) -> tuple[Scenario, dict[str, Any] | None]:
+    """``scenario`` with ``auto`` place-holders replaced by numbers, and a record for ``summary.json``.
+
+    The record: ``source`` (``scenario``, ``pilot``, ``cached pilot`` or ``none below
+    placeholder_from_v``), the two values per unit V and, from a pilot, its seed and slots.
+    None for controllers without place-holders.
+    """
+    cfg = scenario.controller
+    if not all(hasattr(cfg, f) for f in PER_V):
+        return scenario, None
+    values = {f: getattr(cfg, f) for f in PER_V}
+    record: dict[str, Any] = {"source": "scenario"}
+    if "auto" in values.values():
+        if wants_pilot(scenario):
+            lam, eta, cached = pilot_multipliers(scenario, zoo, calibration or [], run, log)
+            pilot = pilot_scenario(scenario)
+            record = {"source": "cached pilot" if cached else "pilot", "pilot_seed": pilot.seed,
+                      "pilot_slots": pilot.simulation.slots}
+            learned = {"delay_queue_per_v": lam, "accuracy_queue_per_v": eta}
+        else:
+            record = {"source": "none below placeholder_from_v"}
+            learned = dict.fromkeys(PER_V, 0.0)
+        values = {f: learned[f] if v == "auto" else v for f, v in values.items()}
+        data = scenario_to_dict(scenario)
+        data["controller"].update(values)
+        scenario = parse_scenario(data)
+    record.update(values)
+    return scenario, record
+
+
+__all__ = ["resolve_placeholders", "pilot_multipliers", "pilot_scenario", "pilot_key", "wants_pilot"]
