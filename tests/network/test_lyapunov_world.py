@@ -417,3 +417,34 @@ def test_baselines_write_no_queue_columns(dyn_of, tiny_zoo, tmp_path):
                                                              "accuracy_target": 0.8}), tiny_zoo)
     world.run(tmp_path)
     assert "vq_delay" not in (tmp_path / "slots.csv").read_text().splitlines()[0]
+
+
+def test_three_transmitters_bound_and_gap_per_task_and_per_window(dyn_of, tiny_zoo, tmp_path, monkeypatch):
+    """Several transmitters: the bound per slot sums them, per task it does not; the gaps agree across units."""
+    from simulator.experiment import runner
+
+    monkeypatch.setattr(runner, "calibration_rows", lambda zoo, log=None: fake_calibration())
+    device = DYNAMIC["transmitters"][0]
+    three = [{**device, "id": f"dev{i}"} for i in range(3)]
+    sc = dyn_of({"kind": "lyapunov", "v": 1e3, "mu": 1e4, "nu": 1e3, "settle_slots": 100},
+                simulation={"slots": 400}, transmitters=three,
+                receivers=[{**DYNAMIC["receivers"][0], "cpu_hz": 3.0e9}])
+    s = runner.run_scenario(sc, tmp_path / "run", zoo=tiny_zoo)
+    stats, settled = s["controller_stats"], s["settled"]
+    decisions = stats["window_slots"][1] - stats["window_slots"][0]  # every device decides every slot here
+    assert settled["tasks"] == 3 * decisions  # one task per slot and device, all in the window
+    # per slot: summed over the three devices; per task: a third of it
+    assert s["energy_bound_per_task_j"] == pytest.approx(s["energy_bound_per_slot_j"] / 3, rel=1e-12)
+    assert stats["decision_energy_per_task_j"] == pytest.approx(stats["decision_energy_per_slot_j"] / 3, rel=1e-12)
+    # the window total sets the bound against the realized energy of the window's tasks
+    assert s["energy_bound_j"] == pytest.approx(s["energy_bound_per_task_j"] * settled["tasks"], rel=1e-12)
+    realized_total = settled["energy_per_task_j"] * settled["tasks"]
+    assert realized_total / s["energy_bound_j"] == pytest.approx(settled["energy_per_task_j"]
+                                                                 / s["energy_bound_per_task_j"], rel=1e-12)
+    # the same gap whichever unit it is read in
+    gap = s["optimality_gap"] if s["optimality_gap"] is not None else s["inefficiency_gap"]
+    assert gap is not None and gap >= -1e-6
+    if s["optimality_gap"] is not None:
+        assert s["optimality_gap"] == pytest.approx(
+            stats["decision_energy_per_task_j"] / s["energy_bound_per_task_j"] - 1, rel=1e-9, abs=1e-12)
+    assert len(s["offline_bound"]["delay_multiplier"]) == 3 and len(s["settling"]["delay_queue_per_v"]) == 3
