@@ -30,15 +30,28 @@ METHODS = ("absolute", "relative", "procrustes", "affine", "inverse-relative")
 
 
 class DataConfig(Strict):
-    """Which dataset, and how its official training set is split."""
+    """Which dataset, how its official sets are split, and which split calibrates Ĝ.
+
+    The official training set splits into train (encoders, heads) and validation. With
+    ``calibration: holdout`` the official test set also splits, into a holdout (Ĝ only) and the
+    test split (tasks, stitching and retrieval rows): Ĝ is then measured on the test set's own
+    distribution without touching the samples the run is judged on.
+    """
 
     dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes", "wordnet-supersenses"] = "fashion-mnist"
     validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation split (kept apart from "
-                            "the scenario seed so that seed replicates share trained encoders)")
+    split_seed: int = Field(0, ge=0, description="seed of the train/validation and holdout/test splits (kept "
+                            "apart from the scenario seed so that seed replicates share trained encoders)")
     max_train: PositiveInt | None = Field(None, description="keep only the first samples of the official "
                                           "training set (quick studies with large pretrained models)")
     max_test: PositiveInt | None = Field(None, description="keep only the first samples of the test set")
+    calibration: Literal["validation", "holdout"] = Field(
+        "validation", description="the split Ĝ (the calibration table) is measured on: validation (from the "
+        "official training set) or holdout (a share of the official test set, kept out of the test split; "
+        "validation accuracy can run above test accuracy when the two official sets differ)")
+    holdout_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="calibration holdout: share of the official "
+                                    "test set held out for Ĝ (drawn with split_seed); the default halves it, which "
+                                    "minimizes the sampling error of Ĝ against the test split")
 
 
 class AnchorConfig(Strict):
@@ -248,6 +261,13 @@ class TrafficConfig(Strict):
     rate_per_slot: float = Field(0.5, gt=0.0, le=1e4, description="λ: mean arrivals per slot (bursty: while on)")
     mean_on_slots: float = Field(10.0, gt=0.0, le=1e9, description="bursty: mean length of an on period")
     mean_off_slots: float = Field(10.0, gt=0.0, le=1e9, description="bursty: mean length of an off period")
+
+    @property
+    def mean_rate_per_slot(self) -> float:
+        """Mean arrivals per slot (bursty: ``rate_per_slot`` times the share of time on)."""
+        if self.kind == "bursty":
+            return self.rate_per_slot * self.mean_on_slots / (self.mean_on_slots + self.mean_off_slots)
+        return self.rate_per_slot
 
 
 class QueueConfig(Strict):

@@ -782,7 +782,7 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
     target = _float(dyn[0]["accuracy_target"]) if dyn else math.nan
     margin = _float(dyn[0].get("accuracy_margin", "")) if dyn else math.nan
     ax.semilogx(v, col(dyn, "accuracy"), "o-", label="realized accuracy (test split)")
-    ax.semilogx(v, col(dyn, "decision_accuracy"), "x--", label="calibrated Ĝ of the decisions (validation)")
+    ax.semilogx(v, col(dyn, "decision_accuracy"), "x--", label="calibrated Ĝ of the decisions (calibration split)")
     ax.axhline(target, color="k", ls=":", label="target")
     if np.isfinite(margin) and margin > 0:
         ax.axhline(target + margin, color="C1", ls=":", lw=0.8, label="target + margin (what Ĝ aims at)")

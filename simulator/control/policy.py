@@ -13,7 +13,7 @@ subclasses :class:`OptionSetConfig`.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -31,6 +31,7 @@ from simulator.control.lyapunov import SlotDecision, VirtualQueues, solve_slot
 from simulator.control.oracle import offline_lower_bound, optimality_gap
 from simulator.control.tables import (
     AccuracyTable,
+    accuracy_margin,
     check_accuracy_target,
     interpolate_db,
     option_table,
@@ -46,8 +47,8 @@ class OptionSetConfig(ControllerSettings):
     """What the per-slot controllers choose from, and the model they plan with.
 
     Each transmitter's options are its encoder pool × ``anchors`` × ``bits``; the accuracy Ĝ of
-    every option comes from the calibration table (validation split), so every K must be one of
-    ``stitching.anchors`` and every b one of ``stitching.bits`` (ideal links, coded packets) or
+    every option comes from the calibration table (validation or holdout split), so every K must
+    be one of ``stitching.anchors`` and every b one of ``stitching.bits`` (ideal links, coded packets) or
     ``stitching.noisy_bits`` (digital links). The targets are ``simulation.delay_target_s`` and
     ``simulation.accuracy_target`` (one place only). Receivers must use
     ``scheduling: partitioned``: the controller sets each device's server CPU share.
@@ -71,8 +72,11 @@ class OptionSetConfig(ControllerSettings):
         "one slot), lowered to R_max in a slot that cannot carry it (never holds)")
     settle_slots: int = Field(0, ge=0, description="slots at the start left out of the offline-bound "
                               "comparison and of the settled statistics in summary.json (queue transient)")
-    accuracy_margin: float = Field(0.0, ge=0.0, le=0.5, description="plan for Ĝ ≥ accuracy_target + margin: "
-                                   "a safety margin for the calibration table's bias on unseen (test) data")
+    accuracy_margin: Annotated[float, Field(ge=0.0, le=0.5)] | Literal["auto"] = Field(
+        0.0, description="plan for Ĝ ≥ accuracy_target + margin: a safety margin for the calibration table's "
+        "error on the test split; 'auto': z·sqrt(G(1−G)(1/n_cal + 1/n_test + 1/n_window)) with G the target, "
+        "the calibration and test splits' sizes, the settled window's expected tasks and z = 1.96 (covers "
+        "sampling error only: pair it with data.calibration holdout)")
 
     @field_validator("bits")
     @classmethod
@@ -127,7 +131,8 @@ class OptionSetConfig(ControllerSettings):
                               f"{quoted(rx.id)} ({rx.cpu_hz} Hz)", ("controller", "server_freq_min_hz"))
         if self.settle_slots >= sim.slots:
             raise Located(f"must be below simulation.slots = {sim.slots}", ("controller", "settle_slots"))
-        if sim.accuracy_target is not None and sim.accuracy_target + self.accuracy_margin > 1.0:
+        if (sim.accuracy_target is not None and self.accuracy_margin != "auto"
+                and sim.accuracy_target + self.accuracy_margin > 1.0):
             raise Located("accuracy_target + accuracy_margin exceeds 1", ("controller", "accuracy_margin"))
         if self.requires_targets:
             for name in ("delay_target_s", "accuracy_target"):
@@ -189,13 +194,14 @@ class PolicyController:
         cfg, sim = scenario.controller, scenario.simulation
         self.spec = spec
         self.table = option_table(scenario, spec, AccuracyTable(calibration))
-        check_accuracy_target(scenario, spec, self.table)
+        self.accuracy_margin = accuracy_margin(scenario, calibration)  # a number; 'auto' resolved
+        check_accuracy_target(scenario, spec, self.table, self.accuracy_margin)
         n = spec.n_tx
         self.n = n
         self.delay_max_s = sim.delay_target_s
         # what the decisions (and the bound) aim at: the target plus the calibration margin
         self.accuracy_min = (None if sim.accuracy_target is None
-                             else sim.accuracy_target + cfg.accuracy_margin)
+                             else sim.accuracy_target + self.accuracy_margin)
         t = self.table
         # floors (config docs): by default the slowest transmission and decoding each fit in one
         # slot, and R_min is lowered to R_max in a slot that cannot carry it (a deep fade sends
@@ -467,7 +473,8 @@ class PolicyController:
         * ``settling`` (controllers with queues) — :meth:`settling`.
         """
         stats = self.stats()
-        out: dict[str, Any] = {"controller_stats": stats, "energy_bound_per_slot_j": None,
+        out: dict[str, Any] = {"accuracy_margin": self.accuracy_margin,  # resolved ('auto': a number)
+                               "controller_stats": stats, "energy_bound_per_slot_j": None,
                                "energy_bound_per_task_j": None, "optimality_gap": None,
                                "optimality_gap_reason": None, "inefficiency_gap": None, "offline_bound": None}
         bound = self.offline_bound()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -14,13 +15,115 @@ if TYPE_CHECKING:
     from simulator.config import Scenario
 
 
+class CalibrationRows(list):
+    """The calibration table's rows (:class:`~simulator.latent.stitching.StitchRow`) and the sample sizes behind them.
+
+    A list of rows like any other (everything that reads rows reads these), which also says how
+    many samples each Ĝ was measured on and how many the run's tasks are drawn from: what
+    ``controller.accuracy_margin: auto`` (:func:`accuracy_margin`) needs.
+
+    Parameters
+    ----------
+    rows : iterable of StitchRow
+    n_calibration : int
+        Samples of the calibration split (each row's accuracy is a mean over all of them).
+    n_test : int
+        Samples of the test split the run draws its tasks from.
+    """
+
+    def __init__(self, rows: Iterable[Any], n_calibration: int, n_test: int):
+        super().__init__(rows)
+        self.n_calibration = int(n_calibration)
+        self.n_test = int(n_test)
+
+
+Z_975 = NormalDist().inv_cdf(0.975)
+"""One-sided 97.5 % quantile of the standard normal (1.95996…)."""
+
+
+def sampling_margin(accuracy: float, n_calibration: int, n_test: int, n_window: float, z: float = Z_975) -> float:
+    """Margin that covers the sampling error between Ĝ and a run's realized accuracy.
+
+    ``m = z · sqrt(G (1 − G) · (1/n_cal + 1/n_test + 1/n_window))``
+
+    The controller keeps the decisions' mean Ĝ at ``G + m``; the realized accuracy of the
+    settled window then misses ``G`` with probability about ``1 − Φ(z)`` (2.5 % at the
+    default z) when Ĝ is unbiased for the test distribution (a calibration split drawn from
+    it: ``data.calibration: holdout``). Two independent errors separate the two:
+
+    - Ĝ against the test split's own accuracy: two disjoint random subsets (n_cal and n_test
+      samples) of one finite set differ in mean correctness with variance
+      ``σ² (1/n_cal + 1/n_test)`` (sampling without replacement, to first order);
+    - the window against the test split: ``n_window`` tasks drawn with replacement from it
+      have a mean correctness of variance ``σ²/n_window``.
+
+    A task's correctness is a Bernoulli variable, and a mixture of options with mean accuracy
+    G has per-sample variance ``σ² ≤ G (1 − G)`` (the bound used: the margin is conservative
+    when several options are mixed, and the normal approximation holds at these sizes).
+    Distribution shift between a validation split and the test set is not sampling error and
+    is not covered.
+
+    Parameters
+    ----------
+    accuracy : float
+        G, the accuracy target, in [0, 1].
+    n_calibration, n_test : int
+        Sizes of the calibration and test splits (samples), ≥ 1.
+    n_window : float
+        Expected number of tasks in the judged window, > 0.
+    z : float
+        Normal quantile of the wanted one-sided confidence.
+
+    Returns
+    -------
+    float
+        The margin (accuracy, absolute).
+
+    Examples
+    --------
+    >>> round(sampling_margin(0.9, 1000, 1000, 1e12, z=2.0), 6)  # 2 · sqrt(0.09 · 0.002)
+    0.036
+    """
+    if min(n_calibration, n_test) < 1 or n_window <= 0:
+        raise ValueError("sample sizes must be positive")
+    g = float(accuracy)
+    return float(z * np.sqrt(g * (1.0 - g) * (1.0 / n_calibration + 1.0 / n_test + 1.0 / n_window)))
+
+
+def window_tasks(scenario: Scenario) -> float:
+    """Expected tasks in the settled window: ``(slots − settle_slots) · Σ_i λ_i`` (λ_i mean arrivals per slot)."""
+    slots = scenario.simulation.slots - getattr(scenario.controller, "settle_slots", 0)
+    return slots * sum(tx.traffic.mean_rate_per_slot for tx in scenario.transmitters)
+
+
+def accuracy_margin(scenario: Scenario, calibration: Any) -> float:
+    """``controller.accuracy_margin`` as a number: the scenario's, or ``auto`` resolved.
+
+    ``auto``: :func:`sampling_margin` at G = ``simulation.accuracy_target``, n_cal and n_test
+    from ``calibration`` (:class:`CalibrationRows` or an :class:`AccuracyTable` built from them)
+    and n_window = :func:`window_tasks` (the verdict judges the settled window's accuracy over
+    every transmitter's tasks). 0 when the scenario has no accuracy target.
+    """
+    margin = scenario.controller.accuracy_margin
+    target = scenario.simulation.accuracy_target
+    if margin != "auto":
+        return float(margin)
+    if target is None or not scenario.transmitters:
+        return 0.0
+    n_cal, n_test = getattr(calibration, "n_calibration", None), getattr(calibration, "n_test", None)
+    if n_cal is None or n_test is None:
+        raise ScenarioError("'auto' needs the calibration's sample sizes (rows from "
+                            "simulator.experiment.calibration.calibration_rows)", path="controller.accuracy_margin")
+    return sampling_margin(target, n_cal, n_test, window_tasks(scenario))
+
+
 class AccuracyTable:
     """Ĝ(tx encoder, rx encoder, K, b [, SNR]) from the calibration rows (relative method).
 
     The rows (:func:`simulator.experiment.calibration.calibration_rows`) hold the relative
-    stitching accuracy on the *validation* split, measured through the real pipeline: ``ideal``
-    rows through quantization alone, ``digital`` rows also through bit flips at the uncoded BER
-    of each SNR of ``stitching.snr_db``.
+    stitching accuracy on the calibration split (``data.calibration``: validation or holdout),
+    measured through the real pipeline: ``ideal`` rows through quantization alone, ``digital``
+    rows also through bit flips at the uncoded BER of each SNR of ``stitching.snr_db``.
 
     SNR lookup (:func:`interpolate_db`): linear interpolation in dB between the calibrated grid
     points, clamped to the end values outside the grid (no extrapolation: below the grid the
@@ -29,9 +132,13 @@ class AccuracyTable:
     Parameters
     ----------
     rows : sequence of StitchRow
+        :class:`CalibrationRows` also give the table their sample sizes (``n_calibration``,
+        ``n_test``; None for plain rows), which :func:`accuracy_margin` reads.
     """
 
     def __init__(self, rows: Sequence[Any]):
+        self.n_calibration: int | None = getattr(rows, "n_calibration", None)
+        self.n_test: int | None = getattr(rows, "n_test", None)
         self._ideal: dict[tuple, float] = {}
         curves: dict[tuple, list[tuple[float, float]]] = {}
         for r in rows:
@@ -172,22 +279,22 @@ def option_table(scenario: Scenario, spec: NetworkSpec, accuracy: AccuracyTable)
     return OptionTable(encoder, k_opt, b_opt, allowed, payload, w_tx, w_rx, acc, grid)
 
 
-def check_accuracy_target(scenario: Scenario, spec: NetworkSpec, table: OptionTable) -> None:
+def check_accuracy_target(scenario: Scenario, spec: NetworkSpec, table: OptionTable, margin: float) -> None:
     """Raise a :class:`ScenarioError` when some device cannot reach ``simulation.accuracy_target``.
 
     Reachable means: the highest calibrated Ĝ among the device's options (at the best SNR of
-    the grid for digital links). Above it (with ``controller.accuracy_margin`` added), no
-    policy can meet the long-term accuracy target.
+    the grid for digital links). Above it (with the resolved ``controller.accuracy_margin``,
+    :func:`accuracy_margin`, added), no policy can meet the long-term accuracy target.
     """
     target = scenario.simulation.accuracy_target
     if target is None:
         return
-    margin = scenario.controller.accuracy_margin
     best, option = table.best_accuracy()
     i = int(np.argmin(best))
     if target + margin > best[i]:
         o = int(option[i])
-        plus = f" + accuracy_margin {margin}" if margin else ""
+        auto = " (auto)" if scenario.controller.accuracy_margin == "auto" else ""
+        plus = f" + accuracy_margin {margin:.4g}{auto}" if margin else ""
         raise ScenarioError(
             f"{target}{plus} is above the best calibrated accuracy {best[i]:.4f} that transmitter "
             f"{spec.transmitter_ids[i]!r} can reach (encoder {spec.encoder_ids[table.encoder[i, o]]}, "
@@ -195,4 +302,5 @@ def check_accuracy_target(scenario: Scenario, spec: NetworkSpec, table: OptionTa
             path="simulation.accuracy_target")
 
 
-__all__ = ["AccuracyTable", "OptionTable", "interpolate_db", "option_table", "check_accuracy_target"]
+__all__ = ["AccuracyTable", "CalibrationRows", "OptionTable", "Z_975", "accuracy_margin", "check_accuracy_target",
+           "interpolate_db", "option_table", "sampling_margin", "window_tasks"]

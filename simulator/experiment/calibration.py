@@ -1,4 +1,4 @@
-"""The calibration table Ĝ(pair, K, b, SNR): relative stitching accuracy on the validation split."""
+"""The calibration table Ĝ(pair, K, b, SNR): relative stitching accuracy on the calibration split."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from simulator.channel import db_to_linear, transmit_payload
 from simulator.config import Scenario
+from simulator.control.tables import CalibrationRows
 from simulator.latent.cache import cache_key
 from simulator.latent.stitching import Channel, Condition, StitchRow, relative_condition_rows
 from simulator.latent.zoo import Zoo
@@ -45,21 +46,31 @@ def conditions(scenario: Scenario, include_float: bool) -> list[Condition]:
     return out
 
 
-def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Condition],
-                   log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
-    """Relative stitching accuracy of every encoder pair × anchor count × link condition on ``split``.
+def conditions_key(zoo: Zoo, split: str, anchors: list[int], conds: list[Condition]) -> str:
+    """Cache key of :func:`condition_rows`: everything the rows depend on.
 
-    Deterministic in its inputs, and costly (one head pass per cell), so the rows are cached
-    under a key of everything they depend on (encoders, anchors, heads, conditions,
-    modulation, seed) and computed once.
+    Encoders, anchors, heads, conditions, modulation, seed, and the holdout cut when the split
+    is the holdout or the test split beside it (:meth:`Zoo.split_fields`; empty otherwise, so
+    keys made before the holdout existed stay valid).
     """
     sc = zoo.scenario
     spec = {"kind": "conditions", "split": split, "encoders": [[e.id, e.key] for e in zoo.encoders.values()],
             "anchor_list": zoo.anchors.tolist(), "anchors": list(anchors),
             "relative": sc.relative.cache_fields(), "heads": sc.heads.model_dump(mode="json"),
             "conditions": [[c.mode, c.bits, c.snr_db] for c in conds],
-            "modulation": sc.channel.modulation, "seed": sc.seed}
-    key = cache_key(spec)
+            "modulation": sc.channel.modulation, "seed": sc.seed, **zoo.split_fields(split)}
+    return cache_key(spec)
+
+
+def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Condition],
+                   log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
+    """Relative stitching accuracy of every encoder pair × anchor count × link condition on ``split``.
+
+    Deterministic in its inputs, and costly (one head pass per cell), so the rows are cached
+    under :func:`conditions_key` and computed once.
+    """
+    sc = zoo.scenario
+    key = conditions_key(zoo, split, anchors, conds)
     stored = zoo.cache.load("conditions", key)
     if stored is not None:
         return [StitchRow(**row) for row in stored["rows"]]
@@ -72,11 +83,15 @@ def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Conditi
     return rows
 
 
-def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
-    """Ĝ: every pair × anchor count × condition on the validation split (the optimizer's table).
+def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> CalibrationRows:
+    """Ĝ: every pair × anchor count × condition on the calibration split (the optimizer's table).
 
-    Conditions: every ``stitching.bits`` on an error-free link, and the digital (each of
-    ``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``.
+    The split is ``data.calibration``: ``validation`` (from the official training set) or
+    ``holdout`` (from the official test set, disjoint from the test split the tasks come
+    from). Conditions: every ``stitching.bits`` on an error-free link, and the digital (each
+    of ``stitching.noisy_bits``) and analog modes at every ``stitching.snr_db``. The rows
+    carry the calibration and test splits' sizes (for ``controller.accuracy_margin: auto``).
     """
-    sc = zoo.scenario
-    return condition_rows(zoo, "validation", list(sc.stitching.anchors), conditions(sc, include_float=True), log)
+    sc, split = zoo.scenario, zoo.calibration_split
+    rows = condition_rows(zoo, split, list(sc.stitching.anchors), conditions(sc, include_float=True), log)
+    return CalibrationRows(rows, len(getattr(zoo.splits, split)), len(zoo.splits.test))

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from simulator.config import Scenario, parse_scenario, scenario_to_dict
+from simulator.control.tables import accuracy_margin
 from simulator.errors import ScenarioError
 from simulator.latent.cache import cache_key, check_tensors
 from simulator.latent.zoo import Zoo
@@ -60,10 +61,16 @@ def wants_pilot(scenario: Scenario) -> bool:
     return any(getattr(cfg, f) == "auto" for f in PER_V) and cfg.v >= cfg.placeholder_from_v
 
 
-def pilot_scenario(scenario: Scenario, slots: int | None = None) -> Scenario:
-    """The pilot of ``scenario``: seed + 1, ``slots`` long, empty queues, no pilot of its own, one run."""
+def pilot_scenario(scenario: Scenario, slots: int | None = None, margin: float | None = None) -> Scenario:
+    """The pilot of ``scenario``: seed + 1, ``slots`` long, empty queues, no pilot of its own, one run.
+
+    ``margin``: the run's resolved ``accuracy_margin``, so that an ``auto`` margin (which shrinks
+    with the window) gives the pilot the run's own A_min, not the longer pilot's.
+    """
     data = scenario_to_dict(scenario)
     ctl = data["controller"]
+    if margin is not None:
+        ctl["accuracy_margin"] = margin
     data["simulation"]["slots"] = slots or ctl.get("pilot_slots") or 4 * scenario.simulation.slots
     # The bound does not depend on V; a fixed V keeps the pilot (and its cache entry) one per scenario.
     ctl.update(initial_delay_queue=0.0, initial_accuracy_queue=0.0, delay_queue_per_v=0.0,
@@ -111,7 +118,7 @@ def pilot_multipliers(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any], 
     :class:`ScenarioError` when the pilot's bound is infeasible (the targets cannot be met on its
     trace).
     """
-    pilot = pilot_scenario(scenario, slots)
+    pilot = pilot_scenario(scenario, slots, accuracy_margin(scenario, calibration))
     key = pilot_key(pilot, calibration)
     cache = zoo.cache
     shapes = {"multipliers": ((2,), torch.float64)}

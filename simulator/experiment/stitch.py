@@ -62,7 +62,7 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
         rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
         if st.calibrate:
             rows += calibration_rows(zoo, log)
-        n_candidates = min(st.retrieval_candidates, len(zoo.dataset.x_test))
+        n_candidates = min(st.retrieval_candidates, len(zoo.splits.test))
         log(f"retrieval among {n_candidates} test samples")
         retrieved = retrieval.retrieval_rows(zoo, st.methods, st.anchors, n_candidates)
         with target.staging() as staging:

@@ -51,7 +51,7 @@ from simulator import plots
 from simulator.config import Scenario, parse_scenario, scenario_to_dict
 from simulator.control.kinds.lyapunov import LyapunovControllerConfig
 from simulator.control.policy import OptionSetConfig
-from simulator.control.tables import AccuracyTable
+from simulator.control.tables import AccuracyTable, accuracy_margin
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.pilot import pilot_multipliers
@@ -94,7 +94,7 @@ def static_choice(scenario: Scenario, accuracy: AccuracyTable) -> dict[str, Any]
     tx = scenario.transmitters[0]
     rx = next(r.encoder for r in scenario.receivers if r.id == tx.receiver)
     enc = tx.encoders[0]
-    need = (sim.accuracy_target or 0.0) + cfg.accuracy_margin
+    need = (sim.accuracy_target or 0.0) + accuracy_margin(scenario, accuracy)
     cells = [(accuracy.ideal(enc, rx, k, b), k, b) for k in cfg.anchors for b in cfg.bits]
     good = [(k * b, k, b) for g, k, b in cells if g >= need]
     _, k, b = min(good) if good else max(cells)
@@ -159,7 +159,7 @@ def _row(kind: str, v: float | None, scenario: Scenario, summary: dict, run_dir:
             "accuracy_multiplier": _mean(settling.get("accuracy_multiplier")),
             "placeholders": (summary.get("placeholders") or {}).get("source"),
             "delay_target_s": sim.delay_target_s,
-            "accuracy_target": sim.accuracy_target, "accuracy_margin": window.accuracy_margin,
+            "accuracy_target": sim.accuracy_target, "accuracy_margin": summary.get("accuracy_margin"),
             "delay_tolerance": sim.delay_tolerance, "accuracy_tolerance": sim.accuracy_tolerance,
             "delay_met": bool(delay_ok), "accuracy_met": bool(acc_ok),
             "constraints_met": bool(delay_ok) and bool(acc_ok), "run_dir": str(run_dir)}

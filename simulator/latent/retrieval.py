@@ -121,7 +121,7 @@ def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], can
                    pairs: Iterable[tuple[str, str]] | None = None) -> list[RetrievalRow]:
     """Retrieval scores of every (tx, rx) pair × method × anchor count on the test split.
 
-    Candidates are the first ``min(candidates, test size)`` test samples in dataset order (the
+    Candidates are the first ``min(candidates, test-split size)`` test-split samples in dataset order (the
     same for every row), each also a query. Methods are those of the stitching matrix:
     ``absolute`` compares raw latents and runs only where the two widths agree (one row,
     ``anchors`` = 0); ``relative`` compares the two agents' relative representations (the
@@ -132,7 +132,7 @@ def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], can
     """
     ids = list(zoo.encoders)
     pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
-    n = min(candidates, len(zoo.dataset.x_test))
+    n = min(candidates, len(zoo.splits.test))
     z = {e: zoo.latents(e, "test")[:n] for e in ids}
     methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.invertible]
     anchors = list(anchors)

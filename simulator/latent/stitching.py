@@ -123,7 +123,8 @@ def relative_condition_rows(zoo: Zoo, split: str, anchors: Iterable[int], condit
 
     The transmitter's relative representations of the split are computed once per (tx, K) and
     sent through ``channel_for(condition, tx, rx, K, ranges)`` for each receiver and condition:
-    this is the calibration table Ĝ(pair, K, b, SNR) when ``split`` is ``validation``.
+    this is the calibration table Ĝ(pair, K, b, SNR) when ``split`` is the calibration split
+    (``validation`` or ``holdout``).
     """
     ids = list(zoo.encoders)
     pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]

@@ -30,9 +30,11 @@ class TrainedEncoder:
     """An encoder with its absolute (cosine) head, FLOP counts and the latents of every sample.
 
     ``latents_train`` covers the whole official training set (train and validation splits,
-    indexed like ``Dataset.x_train``); ``latents_test`` the test set. ``flops_test`` holds the
-    FLOPs of encoding each test sample (the samples the network draws tasks from); ``flops`` is
-    their mean, rounded (the same for every sample of an image family).
+    indexed like ``Dataset.x_train``); ``latents_test`` the whole official test set (holdout and
+    test splits, indexed like ``Dataset.x_test``). ``flops_test`` holds the FLOPs of encoding
+    each sample of the test split (indexed like ``Zoo.latents(id, "test")``: the samples the
+    network draws tasks from); ``flops`` is their mean, rounded (the same for every sample of an
+    image family).
     """
 
     cfg: EncoderSpec
@@ -149,6 +151,8 @@ def train_encoder(cfg: EncoderSpec, dataset: Dataset, splits: Splits, scenario: 
         flops_test = stored_flops.numpy().astype(np.int64)
     else:
         flops_test = encoder.flops(dataset.x_test)
+    if not splits.test_is_whole:
+        flops_test = flops_test[splits.test]
     return TrainedEncoder(cfg, key, encoder, head, int(round(float(flops_test.mean()))) if len(flops_test) else 0,
                           latents["train"], latents["test"], trained_now, flops_test)
 
@@ -167,6 +171,7 @@ class Zoo:
     log: Log = to_stderr
     _projectors: dict = field(default_factory=dict, repr=False)
     _heads: dict = field(default_factory=dict, repr=False)
+    _test_latents: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, scenario: Scenario, log: Log = to_stderr, cache: ArtifactCache | None = None) -> "Zoo":
@@ -178,8 +183,12 @@ class Zoo:
         """
         device = resolve_device(scenario.device)
         dataset = load_dataset(scenario.data.dataset, scenario.data.max_train, scenario.data.max_test)
-        splits = make_splits(dataset, scenario.data.validation_fraction,
-                             SeedTree(scenario.data.split_seed).child("data"))
+        d = scenario.data
+        try:
+            splits = make_splits(dataset, d.validation_fraction, SeedTree(d.split_seed).child("data"),
+                                 d.holdout_fraction if d.calibration == "holdout" else None)
+        except ValueError as exc:
+            raise ScenarioError(str(exc), path="data.holdout_fraction") from None
         cache = cache or ArtifactCache(relcomm_home() / "cache")
         for i, cfg in enumerate(scenario.encoders):
             _check_modality(cfg, i, dataset)
@@ -194,16 +203,45 @@ class Zoo:
         return cls(scenario, dataset, splits, anchors, encoders, device, cache, log)
 
     # ----------------------------------------------------------------- look-ups
+    @property
+    def calibration_split(self) -> str:
+        """The split Ĝ is measured on (``data.calibration``): ``validation`` or ``holdout``."""
+        return self.scenario.data.calibration
+
+    def split_fields(self, split: str) -> dict:
+        """What determines ``split``'s samples beyond the encoders' cache keys, for keys of cached results.
+
+        Empty for ``train``, ``validation`` and a ``test`` split that is the whole test set (so
+        keys made before the holdout existed stay valid); the holdout's fraction and seed for
+        ``holdout`` and for the ``test`` split left beside it.
+        """
+        if split in ("train", "validation") or self.splits.test_is_whole:
+            return {}
+        d = self.scenario.data
+        return {"holdout_fraction": d.holdout_fraction, "holdout_seed": d.split_seed}
+
     def latents(self, encoder_id: str, split: str) -> torch.Tensor:
-        """Latents of one split: ``train``, ``validation`` or ``test``."""
+        """Latents of one split: ``train``, ``validation``, ``holdout`` or ``test``.
+
+        The test split's (when a holdout is cut from the test set) and the holdout's are gathered
+        once and kept: the network reads the test split's every slot.
+        """
         enc = self.encoders[encoder_id]
-        if split == "test":
+        if split == "test" and self.splits.test_is_whole:
             return enc.latents_test
+        if split in ("test", "holdout"):
+            key = (encoder_id, split)
+            if key not in self._test_latents:
+                self._test_latents[key] = enc.latents_test[torch.from_numpy(getattr(self.splits, split))]
+            return self._test_latents[key]
         return enc.latents_train[torch.from_numpy(getattr(self.splits, split))]
 
     def labels(self, split: str) -> torch.Tensor:
-        if split == "test":
+        """Labels of one split (as :meth:`latents`), int64."""
+        if split == "test" and self.splits.test_is_whole:
             return torch.from_numpy(self.dataset.y_test)
+        if split in ("test", "holdout"):
+            return torch.from_numpy(self.dataset.y_test[getattr(self.splits, split)])
         return torch.from_numpy(self.dataset.y_train[getattr(self.splits, split)])
 
     def anchor_latents(self, encoder_id: str, k: int) -> torch.Tensor:

@@ -56,10 +56,7 @@ class ArrivalStream:
 
     @property
     def mean_rate_per_slot(self) -> float:
-        c = self.cfg
-        if c.kind == "bursty":
-            return c.rate_per_slot * c.mean_on_slots / (c.mean_on_slots + c.mean_off_slots)
-        return c.rate_per_slot
+        return self.cfg.mean_rate_per_slot
 
     def next_chunk(self) -> tuple[np.ndarray, np.ndarray]:
         """The next arrivals in time order: times (s, float64) and sample indices (int32), shape (n,).

@@ -80,6 +80,25 @@ def test_splits_deterministic_disjoint_complete():
     assert np.array_equal(a.test, np.arange(len(d.x_test)))
 
 
+def test_holdout_split_is_deterministic_disjoint_and_covers_the_test_set():
+    d = load_dataset("digits")
+    a = make_splits(d, 0.2, SeedTree(0).child("data"), holdout_fraction=0.3)
+    b = make_splits(d, 0.2, SeedTree(0).child("data"), holdout_fraction=0.3)
+    c = make_splits(d, 0.2, SeedTree(1).child("data"), holdout_fraction=0.3)
+    plain = make_splits(d, 0.2, SeedTree(0).child("data"))
+    assert np.array_equal(a.holdout, b.holdout) and np.array_equal(a.test, b.test)
+    assert not np.array_equal(a.holdout, c.holdout)
+    assert not set(a.holdout) & set(a.test)
+    assert np.array_equal(np.sort(np.concatenate([a.holdout, a.test])), np.arange(len(d.x_test)))
+    assert len(a.holdout) == round(0.3 * len(d.x_test))
+    assert (np.diff(a.test) > 0).all() and (np.diff(a.holdout) > 0).all()  # sorted: dataset order
+    # the training-set cut does not move, so the encoders and heads (train split) are shared
+    assert np.array_equal(a.train, plain.train) and np.array_equal(a.validation, plain.validation)
+    assert plain.test_is_whole and not a.test_is_whole and len(plain.holdout) == 0
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        make_splits(d, 0.2, SeedTree(0).child("data"), holdout_fraction=1.0)
+
+
 def test_a_dataset_can_be_cut_to_its_first_samples():
     from simulator.data import load_dataset
 
