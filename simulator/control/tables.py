@@ -82,7 +82,7 @@ def sampling_margin(accuracy: float, n_calibration: int, n_test: int, n_window: 
     Examples
     --------
     >>> round(sampling_margin(0.9, 1000, 1000, 1e12, z=2.0), 6)  # 2 · sqrt(0.09 · 0.002)
-    0.036
+    0.026833
     """
     if min(n_calibration, n_test) < 1 or n_window <= 0:
         raise ValueError("sample sizes must be positive")
