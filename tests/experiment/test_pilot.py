@@ -9,7 +9,6 @@ import pytest
 from simulator.config import parse_scenario
 from simulator.experiment import pilot as pilot_mod
 from simulator.experiment.runner import run_scenario
-from tests.experiment.test_tradeoff import fake_table, sweep_scenario  # noqa: F401 - fixtures
 from tests.network.test_lyapunov_world import fake_calibration
 
 

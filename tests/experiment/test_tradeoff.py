@@ -13,28 +13,11 @@ from simulator.cli import main as cli_main
 from simulator.config import parse_scenario
 from simulator.control.tables import AccuracyTable
 from simulator.errors import ScenarioError
-from simulator.experiment import runner, tradeoff
+from simulator.experiment import tradeoff
 from simulator.experiment.runner import settled_metrics
 from simulator.experiment.tradeoff import COLUMNS, run_tradeoff, static_choice
 from simulator.plots import plot_folder, v_sweep_figure
-from tests.network.conftest import NETWORK, merge
-from tests.network.test_lyapunov_world import DYNAMIC, fake_calibration, g_hat
-
-
-@pytest.fixture
-def fake_table(monkeypatch):
-    """The synthetic Ĝ of the network tests instead of a minute of calibration."""
-    monkeypatch.setattr(runner, "calibration_rows", lambda zoo, log=None: fake_calibration())
-    monkeypatch.setattr(tradeoff, "calibration_rows", lambda zoo, log=None: fake_calibration())
-
-
-@pytest.fixture
-def sweep_scenario(tiny_dict):
-    data = merge(merge(tiny_dict, NETWORK), DYNAMIC)
-    data["simulation"].update(slots=300, delay_target_s=0.002, accuracy_target=0.8)
-    data["controller"] = {"kind": "lyapunov", "anchors": [8, 32, 64], "bits": [2, 4, 8], "mu": 1e3, "nu": 10.0,
-                          "settle_slots": 100, "v_sweep": [1e5, 1e7]}
-    return parse_scenario(data)
+from tests.network.test_lyapunov_world import fake_calibration, g_hat
 
 
 @pytest.mark.slow
