@@ -33,6 +33,13 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="override a scenario field before validation, e.g. --set controller.bits=4 or "
                        "--set transmitters[0].cpu.f_max_hz=2e9 (the value is read as YAML; repeatable)")
 
+    def add_executor(p: argparse.ArgumentParser, default: str | None, local: str) -> None:
+        p.add_argument("--executor", choices=("local", "dask"), default=default,
+                       help=f"local: {local}; dask: a dask.distributed cluster")
+        p.add_argument("--workers", type=int, default=None, help="worker processes (default: the usable cores)")
+        p.add_argument("--scheduler", default=None, metavar="ADDR", help="dask: address of a running scheduler "
+                       "(tcp://HOST:PORT); default: a LocalCluster of --workers processes")
+
     p = sub.add_parser("stitch", help="alignment-under-mismatch matrix of a scenario's encoders")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-stitch)")
@@ -41,16 +48,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="simulate a network scenario into a results folder")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
+    add_executor(p, None, "independent cells (a server and its devices) in a process pool, merged into the "
+                 "single-process results (default: one process)")
     add_set(p)
 
     p = sub.add_parser("sweep", help="run a scenario's sweep (grid × zip × seeds), resumable, in parallel")
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-sweep)")
-    p.add_argument("--executor", choices=("local", "dask"), default="local",
-                   help="local: a process pool (default); dask: a dask.distributed cluster")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the usable cores)")
-    p.add_argument("--scheduler", default=None, metavar="ADDR", help="dask: address of a running scheduler "
-                   "(tcp://HOST:PORT); default: a LocalCluster of --workers processes")
+    add_executor(p, "local", "a process pool (default)")
     add_set(p)
 
     p = sub.add_parser("tradeoff", help="the V sweep of a lyapunov scenario on one seed, next to the baselines")
@@ -153,10 +158,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simulator.experiment.runner import run_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
+    split = _split(args, scenario)
     out = _out_dir(args, scenario)
     log = _log(args.quiet)
     try:
-        s = run_scenario(scenario, out, log)
+        s = run_scenario(scenario, out, log, split=split)
     finally:
         log.close()
     acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
@@ -169,6 +175,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         w = s["settled"]
         print(f"settled window (from {w['from_s']:g} s): " + ", ".join(verdicts))
     return 0
+
+
+def _split(args: argparse.Namespace, scenario: Scenario):
+    """The split step of ``run --executor`` (None: one process), flags checked; says why a network is not split."""
+    if args.executor is None:
+        for flag, value in (("--workers", args.workers), ("--scheduler", args.scheduler)):
+            if value is not None:
+                raise ScenarioError("needs --executor local or dask", path=flag)
+        return None
+    from simulator.experiment.split import coupling, split_runner
+
+    split = split_runner(args.executor, args.workers, args.scheduler)
+    reason = coupling(scenario)
+    if reason is not None:
+        print(f"running in one process: {reason}", file=sys.stderr)
+        return None
+    return split
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -818,6 +818,63 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
 
 
 
+CELL_PLOT_MIN = 4
+"""Cells (servers with devices) from which a run also gets the per-cell distributions figure."""
+
+
+def _cell_stats(per_agent: dict) -> dict[str, np.ndarray]:
+    """Per cell (a server and its devices), from ``summary.json``'s ``per_agent``: accuracy and mean
+    delay of the delivered tasks, energy per arrived task (device transmit + compute + server), devices."""
+    acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0])
+    for entry in per_agent.values():
+        if entry["kind"] != "transmitter":
+            continue
+        c = acc[entry["receiver"]]
+        n = entry["tasks_delivered"]
+        c[0] += n * (entry["accuracy"] or 0.0)
+        c[1] += n * (entry["mean_delay_s"] or 0.0)
+        c[2] += n
+        c[3] += entry["energy_tx_j"] + entry["energy_cpu_j"]
+        c[4] += entry["tasks_arrived"]
+        c[5] += 1
+    for rx, c in acc.items():
+        c[3] += per_agent[rx]["energy_server_j"]
+    rows = np.array([[c[0] / c[2] if c[2] else math.nan, c[1] / c[2] if c[2] else math.nan,
+                      c[3] / c[4] if c[4] else math.nan, c[5]] for c in acc.values()]).reshape(-1, 4)
+    return {"accuracy": rows[:, 0], "delay_s": rows[:, 1], "energy_per_task_j": rows[:, 2], "devices": rows[:, 3]}
+
+
+def cell_distributions(run_dir: Path, out_dir: Path | None = None) -> Path:
+    """Histograms across the cells of a run (a server and its devices), from ``summary.json`` alone.
+
+    Panels: the cells' accuracy, mean delay (ms) and energy per task (device + server, µJ or as
+    fits), each with its median marked: one bar chart per quantity, however many cells.
+    """
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    summary = _read_json(run_dir / "summary.json")
+    stats = _cell_stats(summary["per_agent"])
+    scale, unit = _energy_unit(stats["energy_per_task_j"][np.isfinite(stats["energy_per_task_j"])])
+    panels = [("accuracy", 1.0, "accuracy of delivered tasks"), ("delay_s", 1e3, "mean delay (ms)"),
+              ("energy_per_task_j", 1.0 / scale, f"energy per task ({unit})")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, (key, factor, label) in zip(axes, panels):
+        values = stats[key][np.isfinite(stats[key])] * factor
+        ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue", alpha=0.8)
+        if len(values):
+            med = float(np.median(values))
+            ax.axvline(med, color="black", ls="--", lw=1, label=f"median {med:.3g}")
+            ax.legend(fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("cells")
+    lo, hi = int(stats["devices"].min()), int(stats["devices"].max())
+    fig.suptitle(f"{summary.get('name', '')}: {len(stats['devices'])} cells (a server and its "
+                 f"{lo if lo == hi else f'{lo}–{hi}'} devices), {summary['slots']} slots, seed {summary['seed']}",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_dir / "cells.png")
+
+
 # --------------------------------------------------------------------------- results folders
 
 
@@ -853,7 +910,11 @@ def plot_folder(folder: Path, out_dir: Path | None = None) -> list[Path]:
     """Draw every plot a results folder supports into ``out_dir`` (default ``folder/plots``); PNG paths."""
     kind = results_kind(folder)
     if kind == "run":
-        return [run_timeseries(folder, out_dir)]
+        pngs = [run_timeseries(folder, out_dir)]
+        per_agent = _read_json(Path(folder) / "summary.json").get("per_agent", {})
+        if len({a.get("receiver") for a in per_agent.values() if a.get("kind") == "transmitter"}) >= CELL_PLOT_MIN:
+            pngs.append(cell_distributions(folder, out_dir))
+        return pngs
     if kind == "stitch":
         return stitching_plots(folder, out_dir)
     out_dir = Path(out_dir) if out_dir is not None else Path(folder) / "plots"

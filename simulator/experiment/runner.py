@@ -90,7 +90,7 @@ def comparable_summary(summary: dict) -> dict:
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] = lambda _m: None,
-                 zoo: Zoo | None = None) -> dict:
+                 zoo: Zoo | None = None, split: Callable[[Scenario, Zoo, Path, Callable], dict] | None = None) -> dict:
     """Build (or reuse) the zoo, simulate the network, and publish the results directory.
 
     Parameters
@@ -103,6 +103,10 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         Progress messages.
     zoo : Zoo, optional
         A zoo built for the same latent sections (tests and benchmarks share one).
+    split : callable, optional
+        ``split(scenario, zoo, folder, log) → summary`` simulates the network in place of one
+        :class:`World` (:func:`simulator.experiment.split.split_runner`: independent cells in
+        parallel); only for controllers without an offline bound.
 
     Returns
     -------
@@ -115,20 +119,20 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
         # (ScenarioError at simulation.accuracy_target when no option reaches it).
         calibration = calibration_rows(zoo, log) if scenario.controller.needs_calibration else None
         scenario, placeholders = resolve_placeholders(scenario, zoo, calibration, run_scenario, log)
-        world = World(scenario, zoo, calibration)
+        world = World(scenario, zoo, calibration) if split is None else None
         with target.staging() as staging:
             write_yaml(staging / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
             log(f"simulating {scenario.simulation.slots} slots of {scenario.simulation.slot_s} s: "
                 f"{len(scenario.transmitters)} transmitters, {len(scenario.receivers)} receivers")
             t0 = time.perf_counter()
-            summary = world.run(staging, log)
+            summary = world.run(staging, log) if split is None else split(scenario, zoo, staging, log)
             wall = time.perf_counter() - t0
             counts = summary.pop("counts")
             check_conservation(counts)
             summary["wall_s"] = wall
             if placeholders is not None:
                 summary["placeholders"] = placeholders
-            summary.update(controller_entries(world, log))
+            summary.update(controller_entries(world, log) if world is not None else no_bound_entries(scenario))
             settled = judge(summary["settled"], scenario)
             # one verdict per constraint: the settled window's, with the tolerances (module docstring)
             summary["delay_met"] = settled.pop("delay_met", None)
@@ -171,13 +175,18 @@ def judge(window: dict, scenario: Scenario) -> dict:
     return out
 
 
+def no_bound_entries(scenario: Scenario) -> dict:
+    """The offline-bound entries of a controller without a bound (``static``): nulls and the reason."""
+    return {"energy_bound_per_slot_j": None, "energy_bound_per_task_j": None, "optimality_gap": None,
+            "optimality_gap_reason": f"no bound for controller.kind {scenario.controller.kind}",
+            "inefficiency_gap": None}
+
+
 def controller_entries(world: World, log: Callable[[str], None] = lambda _m: None) -> dict:
     """The offline-bound entries of ``summary.json`` (module docstring); None for ``static``."""
     report = getattr(world.controller, "report", None)
     if report is None:
-        return {"energy_bound_per_slot_j": None, "energy_bound_per_task_j": None, "optimality_gap": None,
-                "optimality_gap_reason": f"no bound for controller.kind {world.scenario.controller.kind}",
-                "inefficiency_gap": None}
+        return no_bound_entries(world.scenario)
     log("offline lower bound on the realized channel trace")
     t0 = time.perf_counter()
     out = report()
@@ -191,5 +200,5 @@ def controller_entries(world: World, log: Callable[[str], None] = lambda _m: Non
     return out
 
 
-__all__ = ["run_scenario", "controller_entries", "settled_metrics", "judge", "check_conservation", "comparable_summary", "ConservationError",
+__all__ = ["run_scenario", "controller_entries", "no_bound_entries", "settled_metrics", "judge", "check_conservation", "comparable_summary", "ConservationError",
            "NONDETERMINISTIC_KEYS"]

@@ -32,6 +32,7 @@ run's end); ``BLOCK_SLOTS`` slots of link gains (16 KiB; a correlated link holds
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -70,6 +71,10 @@ slots at once, so a block costs at most ~9 MiB whatever the size (17 fields of 8
 
 _ARRIVAL_PIECE = 64
 """Arrivals of a source converted to Python numbers at once (about 4 KiB of Python objects)."""
+
+PART_FILES = ("keys.csv", "arrivals.f64")
+"""What a part of a split network writes beside its CSVs: a merge key per ``tasks.csv`` row, and the
+event time at which each of its tasks arrived (float64, by task id)."""
 
 ZOO_FIELDS = ("data", "encoders", "anchors", "relative", "heads")
 _BLOCK_FIELDS = (("gain", np.float64), ("r_max", np.float64), ("link_up", bool), ("device_on", bool),
@@ -132,9 +137,15 @@ class World:
     calibration : sequence of StitchRow, optional
         The calibration table Ĝ (:func:`simulator.experiment.calibration.calibration_rows`),
         needed by every ``controller.kind`` but ``static``.
+    part : bool
+        This network is a part of a larger one split into independent cells
+        (:mod:`simulator.experiment.split`): the run also writes what the merge needs to put its
+        records in the whole network's order (``PART_FILES``), and device energy is summed slot
+        after slot even for a single device (the whole network, with more than one device, sums
+        its columns in that order; NumPy sums a lone column pairwise).
     """
 
-    def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None):
+    def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None, part: bool = False):
         if not scenario.transmitters or not scenario.receivers:
             raise ScenarioError("a network run needs at least one transmitter and one receiver",
                                 path="transmitters" if not scenario.transmitters else "receivers")
@@ -239,7 +250,13 @@ class World:
         self._rows = max(1, min(BLOCK_SLOTS, BLOCK_CELLS // n_tx, self.n_slots))
         self._block = {name: np.zeros((self._rows, n_tx), dtype=dtype) for name, dtype in _BLOCK_FIELDS}
         # device energy of the current BLOCK_SLOTS period (rows tx, cpu), when a block is shorter than one
-        self._period_j = None if self._rows in (BLOCK_SLOTS, self.n_slots) else np.zeros((2, n_tx))
+        self._period_j = (None if self._rows in (BLOCK_SLOTS, self.n_slots) and not (part and n_tx == 1)
+                          else np.zeros((2, n_tx)))
+        self.part = part
+        self._keys: CsvStream | None = None  # part: one merge key per tasks.csv row
+        self._arrivals: list[float] | None = [] if part else None  # part: env time of each arrival, by task id
+        self._arrivals_fh = None
+        self._delivery_slots: deque[int] = deque()  # part: slot of each delivery awaiting its record
         # a controller with virtual queues (lyapunov) adds their values at each decision to slots.csv
         self._has_queues = getattr(self.controller, "queues", None) is not None
         if self._has_queues:
@@ -275,6 +292,8 @@ class World:
         tally.delay_sum_s += now - task.arrival_s
         self.receivers[task.rx].decoded += 1
         self._delivered.append(task)
+        if self.part:
+            self._delivery_slots.append(self.slot)
 
     # ---------------------------------------------------------------- processes
     def _source(self, tx: Transmitter, stream: ArrivalStream):
@@ -290,6 +309,8 @@ class World:
                         yield env.timeout(t - env.now)
                     task = Task(self._next_task_id, tx.index, rx, sample, t, t + timeout)
                     self._next_task_id += 1
+                    if self._arrivals is not None:
+                        self._note_arrival(env.now)
                     self.tx_tally[tx.index].arrived += 1
                     tx.arrive(task)
 
@@ -466,6 +487,29 @@ class World:
             task.power_w if task.attempts else None, task.payload_bits, task.bits_sent, task.attempts, task.retries,
             snr_db, task.e_tx, task.e_cpu, task.e_srv, task.e_tx + task.e_cpu + task.e_srv, task.prediction,
             None if task.correct is None else int(task.correct)))
+        if self._keys is not None:
+            self._keys.writerow(self._merge_key(task))
+
+    # ---------------------------------------------------------------- part of a split network
+    def _merge_key(self, task: Task) -> tuple:
+        """``(kind, slot, time_s, owner)`` of a record: kind ``d`` dropped (slot and time of the drop),
+        ``v`` delivered (of the delivery), ``p`` pending (owner: the transmitter's index, or the
+        number of transmitters + the receiver's index when the task is at the receiver)."""
+        if task.status == "dropped":
+            return "d", self.slot, task.end_s, ""
+        if task.status == "delivered":
+            return "v", self._delivery_slots.popleft(), task.end_s, ""
+        at_receiver = bool(task.rx_encoder)
+        return "p", "", "", len(self.transmitters) + task.rx if at_receiver else task.tx
+
+    def _note_arrival(self, now: float) -> None:
+        self._arrivals.append(now)
+        if len(self._arrivals) >= _ARRIVAL_PIECE * 1024:
+            self._write_arrivals()
+
+    def _write_arrivals(self) -> None:
+        np.asarray(self._arrivals, dtype="<f8").tofile(self._arrivals_fh)
+        self._arrivals.clear()
 
     def pending_tasks(self) -> list[Task]:
         """Every task still in the system, found by walking the device queues and the server CPUs."""
@@ -492,6 +536,9 @@ class World:
         self._log = log
         self._slots_csv = CsvStream(folder / "slots.csv", SLOT_COLUMNS + (VIRTUAL_QUEUE_COLUMNS if self._has_queues else ()))
         self._tasks_csv = CsvStream(folder / "tasks.csv", TASK_COLUMNS)
+        if self.part:
+            self._keys = CsvStream(folder / PART_FILES[0], ("kind", "slot", "time_s", "owner"))
+            self._arrivals_fh = open(folder / PART_FILES[1], "wb")
         try:
             # The clock starts first: a task arriving at t = 0 must find slot 0 open.
             self.env.process(self._clock())
@@ -506,61 +553,104 @@ class World:
                 self._record(task)
             self._slots_csv.close()
             self._tasks_csv.close()
+            if self.part:
+                self._keys.close()
+                self._write_arrivals()
+                self._arrivals_fh.close()
         except BaseException:
             self._slots_csv.abort()
             self._tasks_csv.abort()
+            if self.part:
+                self._keys.abort()
+                self._arrivals_fh.close()
             raise
         return self._summary(len(pending))
 
     def _summary(self, n_pending: int) -> dict:
-        sc, sim = self.scenario, self.scenario.simulation
+        return summarize(self.scenario, self.tallies(n_pending))
+
+    def tallies(self, n_pending: int) -> "RunTallies":
+        """What the summary is made of, per agent (in list order), at the end of a run."""
         duration = self.n_slots * self.slot_s
-        per_agent: dict[str, dict] = {}
-        total = EnergyLedger()
         pending_by_tx = [0] * len(self.transmitters)
         for task in self.pending_tasks():
             pending_by_tx[task.tx] += 1
+        tx_entries = []
         for i, tx in enumerate(self.transmitters):
             led = self.tx_energy[i]
             off_s = tx.off.covered_s(duration)
             led.idle_j = idle_energy_j(tx.cfg.idle_power_w, duration - off_s)
-            total.add(led)
-            per_agent[tx.id] = {"kind": "transmitter", "receiver": tx.receiver.id, **self.tx_tally[i].as_dict(),
-                                "tasks_pending": pending_by_tx[i], **led.as_dict(),
-                                "avg_power_w": led.total_j / duration, "off_s": off_s,
-                                "bandwidth_hz": float(self.links.bandwidth_hz[i])}
+            tx_entries.append((tx.id, {"kind": "transmitter", "receiver": tx.receiver.id, **self.tx_tally[i].as_dict(),
+                                       "tasks_pending": pending_by_tx[i], **led.as_dict(),
+                                       "avg_power_w": led.total_j / duration, "off_s": off_s,
+                                       "bandwidth_hz": float(self.links.bandwidth_hz[i])}))
+        rx_energy, rx_entries = [], []
         for rx in self.receivers:
             led = EnergyLedger(server_j=rx.cpu.energy_j, idle_j=idle_energy_j(rx.cfg.idle_power_w, duration))
-            total.add(led)
-            per_agent[rx.id] = {"kind": "receiver", "encoder": rx.encoder, "tasks_decoded": rx.decoded,
-                                "jobs_pending": rx.cpu.n_jobs, "busy_fraction": rx.cpu.busy_s / duration,
-                                **led.as_dict(), "avg_power_w": led.total_j / duration}
-        tallies = self.tx_tally
-        arrived = sum(t.arrived for t in tallies)
-        delivered = sum(t.delivered for t in tallies)
-        dropped = sum(t.n_dropped for t in tallies)
-        correct = sum(t.correct for t in tallies)
-        reasons: dict[str, int] = {}
-        for t in tallies:
-            for r, c in t.dropped.items():
-                reasons[r] = reasons.get(r, 0) + c
-        accuracy = correct / delivered if delivered else None
-        mean_delay = sum(t.delay_sum_s for t in tallies) / delivered if delivered else None
-        return {
-            "name": sc.name, "version": __version__, "seed": sc.seed, "controller": sc.controller.kind,
-            "slots": self.n_slots, "slot_s": self.slot_s, "duration_s": duration,
-            "tasks_arrived": arrived, "tasks_delivered": delivered, "tasks_dropped": dropped,
-            "tasks_pending": n_pending, "dropped_by_reason": dict(sorted(reasons.items())),
-            "accuracy": accuracy, "mean_delay_s": mean_delay, "p95_delay_s": self.delays.quantile(0.95),
-            "avg_power_w": total.total_j / duration, **total.as_dict(),
-            "delay_target_s": sim.delay_target_s, "accuracy_target": sim.accuracy_target,
-            "delay_met": (None if sim.delay_target_s is None or mean_delay is None
-                          else mean_delay <= sim.delay_target_s),
-            "accuracy_met": (None if sim.accuracy_target is None or accuracy is None
-                             else accuracy >= sim.accuracy_target),
-            "per_agent": per_agent, "settled": self.window.as_dict(),
-            "counts": RunCounts(arrived, delivered, dropped, n_pending),
-        }
+            rx_energy.append(led)
+            rx_entries.append((rx.id, {"kind": "receiver", "encoder": rx.encoder, "tasks_decoded": rx.decoded,
+                                       "jobs_pending": rx.cpu.n_jobs, "busy_fraction": rx.cpu.busy_s / duration,
+                                       **led.as_dict(), "avg_power_w": led.total_j / duration}))
+        return RunTallies(list(self.tx_tally), list(self.tx_energy), tx_entries, rx_energy, rx_entries,
+                          self.delays.counts, self.window.as_dict(), n_pending)
 
 
-__all__ = ["World", "SlotState", "RunCounts", "OUTCOME_BATCH"]
+@dataclass
+class RunTallies:
+    """The per-agent tallies a summary is made of (picklable: a split run merges those of its parts).
+
+    Transmitter lists are in one order, receiver lists in another; :func:`summarize` sums them
+    in those orders, so the parts of a split network, put back in the scenario's order, give
+    the floats of the single-process run.
+    """
+
+    tx_tally: list[TaskTally]
+    tx_energy: list[EnergyLedger]
+    tx_entries: list[tuple[str, dict]]
+    rx_energy: list[EnergyLedger]
+    rx_entries: list[tuple[str, dict]]
+    delay_counts: np.ndarray
+    """Counts of the :class:`~simulator.network.metrics.LogHistogram` of delivered tasks' delays."""
+    settled: dict
+    """The settled window (:meth:`~simulator.network.metrics.WindowTally.as_dict`)."""
+    n_pending: int
+
+
+def summarize(scenario: Scenario, t: RunTallies) -> dict:
+    """The run summary (DESIGN §4 keys but ``wall_s``, plus ``counts``) from its tallies."""
+    sim = scenario.simulation
+    duration = sim.slots * sim.slot_s
+    total = EnergyLedger()
+    for led in (*t.tx_energy, *t.rx_energy):
+        total.add(led)
+    tallies = t.tx_tally
+    arrived = sum(x.arrived for x in tallies)
+    delivered = sum(x.delivered for x in tallies)
+    dropped = sum(x.n_dropped for x in tallies)
+    correct = sum(x.correct for x in tallies)
+    reasons: dict[str, int] = {}
+    for x in tallies:
+        for r, c in x.dropped.items():
+            reasons[r] = reasons.get(r, 0) + c
+    accuracy = correct / delivered if delivered else None
+    mean_delay = sum(x.delay_sum_s for x in tallies) / delivered if delivered else None
+    delays = LogHistogram()
+    delays.counts, delays.n = t.delay_counts, int(t.delay_counts.sum())
+    return {
+        "name": scenario.name, "version": __version__, "seed": scenario.seed, "controller": scenario.controller.kind,
+        "slots": sim.slots, "slot_s": sim.slot_s, "duration_s": duration,
+        "tasks_arrived": arrived, "tasks_delivered": delivered, "tasks_dropped": dropped,
+        "tasks_pending": t.n_pending, "dropped_by_reason": dict(sorted(reasons.items())),
+        "accuracy": accuracy, "mean_delay_s": mean_delay, "p95_delay_s": delays.quantile(0.95),
+        "avg_power_w": total.total_j / duration, **total.as_dict(),
+        "delay_target_s": sim.delay_target_s, "accuracy_target": sim.accuracy_target,
+        "delay_met": (None if sim.delay_target_s is None or mean_delay is None
+                      else mean_delay <= sim.delay_target_s),
+        "accuracy_met": (None if sim.accuracy_target is None or accuracy is None
+                         else accuracy >= sim.accuracy_target),
+        "per_agent": dict(t.tx_entries + t.rx_entries), "settled": t.settled,
+        "counts": RunCounts(arrived, delivered, dropped, t.n_pending),
+    }
+
+
+__all__ = ["World", "SlotState", "RunCounts", "RunTallies", "summarize", "OUTCOME_BATCH"]
