@@ -49,8 +49,10 @@ Log = Callable[[str], None]
 Run = Callable[..., dict]
 """``run(scenario, out_dir, zoo=zoo)`` → summary: the runner's :func:`~simulator.experiment.runner.run_scenario`."""
 PER_V = ("delay_queue_per_v", "accuracy_queue_per_v")
-V_FIELDS = ("v", "v_sweep", "initial_delay_queue", "initial_accuracy_queue", *PER_V, "placeholder_from_v")
-"""Controller fields that do not change the pilot's multipliers (left out of its cache key)."""
+V_FIELDS = ("v", "v_sweep", "mu", "nu", "initial_delay_queue", "initial_accuracy_queue", *PER_V,
+            "placeholder_from_v")
+"""Controller fields that do not change the pilot's multipliers (left out of its cache key): the bound
+depends on the trace, the options and the targets, not on how the queues move."""
 
 
 def wants_pilot(scenario: Scenario) -> bool:
