@@ -711,9 +711,11 @@ def v_sweep_figure(csv_path: Path, png_path: Path) -> Path:
     unsettled = np.array([r.get("settled") == "False" for r in dyn], dtype=bool)
 
     def hollow(ax, x, y):
-        """Circle the V values whose queues had not settled (their figures are transient)."""
+        """Circle the V values whose queues had not settled (their figures are transient); one legend entry."""
         if unsettled.any():
-            ax.plot(x[unsettled], y[unsettled], "o", ms=11, mfc="none", mec="r", label="queues not settled")
+            named = "queues not settled" in ax.get_legend_handles_labels()[1]
+            ax.plot(x[unsettled], y[unsettled], "o", ms=11, mfc="none", mec="r",
+                    label=None if named else "queues not settled")
 
     ax = axes[0, 0]
     ax.semilogx(v, energy, "o-", label="Lyapunov, realized energy per task")
