@@ -656,6 +656,8 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
             if ok.any():
                 ax_q.plot(v, np.median(z[ok] / v[ok]) * v, "k:", lw=1, label="reference ∝ V")
         ax_gap.set_xscale("log")
+        # a 1/V fall spans decades, and a gap can be slightly negative: log-like above 0.01 %, linear below
+        ax_gap.set_yscale("symlog", linthresh=0.01)
         ax_gap.axhline(0.0, color="grey", lw=0.8)
         ax_gap.set(xlabel="V", ylabel="excess energy over the offline bound (%)",
                    title="Energy above the offline bound")
