@@ -422,7 +422,7 @@ class PolicyController:
         the decisions leave them out. Returns None without
         targets. What it bounds: the time average over the window of the per-slot predicted
         per-task energy of any decision sequence (from the same per-slot sets) whose predicted
-        delay and Ĝ meet the targets on average over the window — the figure ``decision_energy_j``
+        delay and Ĝ meet the targets on average over the window — the figure ``decision_energy_per_slot_j``
         of :meth:`stats` reports for this controller. Queueing and spill-over delays are not
         part of it.
         """

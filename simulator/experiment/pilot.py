@@ -58,9 +58,8 @@ depends on the trace, the options and the targets, not on how the queues move.""
 def wants_pilot(scenario: Scenario) -> bool:
     """Whether ``scenario``'s place-holders are ``auto`` at a V where a pilot is used (module docstring)."""
     cfg, sim = scenario.controller, scenario.simulation
-    if not all(hasattr(cfg, f) for f in PER_V) or sim.delay_target_s is None or sim.accuracy_target is None:
-        return False
-    return any(getattr(cfg, f) == "auto" for f in PER_V) and cfg.v >= cfg.placeholder_from_v
+    return (bool(getattr(cfg, "pilot_wanted", False)) and sim.delay_target_s is not None
+            and sim.accuracy_target is not None)
 
 
 def pilot_scenario(scenario: Scenario, slots: int | None = None, margin: float | None = None) -> Scenario:

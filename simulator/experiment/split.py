@@ -45,7 +45,6 @@ traffic or deadlines that expire at slot boundaries can make it. The merge detec
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from simulator.experiment.executors import open_executor
 from simulator.experiment.runner import settled_metrics
 from simulator.latent.zoo import Zoo
 from simulator.network.world import OUTCOME_BATCH, PART_FILES, RunTallies, World, summarize
+from simulator.results import atomic_open
 
 Log = Callable[[str], None]
 
@@ -133,20 +133,6 @@ def run_part(scenario_data: dict, folder: str) -> RunTallies:
 
 
 # ------------------------------------------------------------------------------------------ merging
-
-
-def _replace_into(path: Path, lines: Iterator[str]) -> None:
-    """Write ``lines`` to ``.NAME.tmp`` beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", newline="", buffering=1 << 20) as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _check_tie(times: Sequence[float], sources: Sequence[int], what: str) -> None:
@@ -274,8 +260,10 @@ def merge_parts(scenario: Scenario, parts: Sequence[Part], folders: Sequence[Pat
     ids = global_task_ids(folders)
     with open(folders[0] / "tasks.csv", newline="") as fh:
         header = next(fh)
-    _replace_into(out / "tasks.csv", (header, *_task_lines(folders, parts, ids, sim.slots, n_tx)))
-    _replace_into(out / "slots.csv", _slot_lines(folders, parts, sim.slots))
+    for name, lines in (("tasks.csv", (header, *_task_lines(folders, parts, ids, sim.slots, n_tx))),
+                        ("slots.csv", _slot_lines(folders, parts, sim.slots))):
+        with atomic_open(out / name, "w", newline="", buffering=1 << 20) as fh:
+            fh.writelines(lines)
 
     where_tx = {i: (p, c) for p, part in enumerate(parts) for c, i in enumerate(part.transmitters)}
     where_rx = {j: (p, c) for p, part in enumerate(parts) for c, j in enumerate(part.receivers)}

@@ -438,9 +438,6 @@ def test_three_transmitters_bound_and_gap_per_task_and_per_window(dyn_of, tiny_z
     assert stats["decision_energy_per_task_j"] == pytest.approx(stats["decision_energy_per_slot_j"] / 3, rel=1e-12)
     # the window total sets the bound against the realized energy of the window's tasks
     assert s["energy_bound_j"] == pytest.approx(s["energy_bound_per_task_j"] * settled["tasks"], rel=1e-12)
-    realized_total = settled["energy_per_task_j"] * settled["tasks"]
-    assert realized_total / s["energy_bound_j"] == pytest.approx(settled["energy_per_task_j"]
-                                                                 / s["energy_bound_per_task_j"], rel=1e-12)
     # the same gap whichever unit it is read in
     gap = s["optimality_gap"] if s["optimality_gap"] is not None else s["inefficiency_gap"]
     assert gap is not None and gap >= -1e-6

@@ -55,6 +55,11 @@ class LyapunovControllerConfig(OptionSetConfig):
         (), description="V values run by the trade-off driver (relcomm tradeoff); empty = "
         "the values of sweep.grid's controller.v; relcomm run uses v")
 
+    @property
+    def pilot_wanted(self) -> bool:
+        """Whether an ``auto`` place-holder comes from a pilot run (V ≥ ``placeholder_from_v``); else it means 0."""
+        return "auto" in (self.delay_queue_per_v, self.accuracy_queue_per_v) and self.v >= self.placeholder_from_v
+
 
 @register(LyapunovControllerConfig)
 class DriftPlusPenaltyController(PolicyController):
@@ -64,13 +69,10 @@ class DriftPlusPenaltyController(PolicyController):
 
     def make_policy(self, scenario: Scenario) -> Any:
         cfg, n = scenario.controller, self.n
-        per_v = [cfg.delay_queue_per_v, cfg.accuracy_queue_per_v]
-        if "auto" in per_v:
-            # below placeholder_from_v 'auto' means empty queues; above it a pilot must have set numbers
-            if cfg.v >= cfg.placeholder_from_v:
-                raise ValueError("'auto' place-holders at V ≥ placeholder_from_v must be resolved by a pilot "
-                                 "before the world is built (simulator.experiment.pilot.resolve_placeholders)")
-            per_v = [0.0 if p == "auto" else p for p in per_v]
+        if cfg.pilot_wanted:
+            raise ValueError("'auto' place-holders at V ≥ placeholder_from_v must be resolved by a pilot "
+                             "before the world is built (simulator.experiment.pilot.resolve_placeholders)")
+        per_v = [0.0 if p == "auto" else p for p in (cfg.delay_queue_per_v, cfg.accuracy_queue_per_v)]
         queues = VirtualQueues(np.full(n, cfg.initial_delay_queue + cfg.v * per_v[0]),
                                np.full(n, cfg.initial_accuracy_queue + cfg.v * per_v[1]))
         return LyapunovController(n, v=cfg.v, mu=cfg.mu, nu=cfg.nu, delay_max_s=self.delay_max_s,
