@@ -50,7 +50,7 @@ Run = Callable[..., dict]
 """``run(scenario, out_dir, zoo=zoo)`` → summary: the runner's :func:`~simulator.experiment.runner.run_scenario`."""
 PER_V = ("delay_queue_per_v", "accuracy_queue_per_v")
 V_FIELDS = ("v", "v_sweep", "mu", "nu", "initial_delay_queue", "initial_accuracy_queue", *PER_V,
-            "placeholder_from_v")
+            "placeholder_from_v", "relearn")
 """Controller fields that do not change the pilot's multipliers (left out of its cache key): the bound
 depends on the trace, the options and the targets, not on how the queues move."""
 
@@ -75,7 +75,7 @@ def pilot_scenario(scenario: Scenario, slots: int | None = None, margin: float |
     data["simulation"]["slots"] = slots or ctl.get("pilot_slots") or 4 * scenario.simulation.slots
     # The bound does not depend on V; a fixed V keeps the pilot (and its cache entry) one per scenario.
     ctl.update(initial_delay_queue=0.0, initial_accuracy_queue=0.0, delay_queue_per_v=0.0,
-               accuracy_queue_per_v=0.0, v=ctl["placeholder_from_v"], v_sweep=[])
+               accuracy_queue_per_v=0.0, v=ctl["placeholder_from_v"], v_sweep=[], relearn=False)
     data["seed"] = scenario.seed + 1
     data.pop("sweep", None)
     data["outputs"] = {**data.get("outputs", {}), "plots": False}

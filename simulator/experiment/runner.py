@@ -24,7 +24,8 @@ every decision sequence whose predicted delay and Ĝ meet the targets on average
   window total to set against the realized energy of those tasks
   (``settled.energy_per_task_j`` × ``settled.tasks``);
 * ``optimality_gap`` — the decisions' energy / bound − 1 (like for like), only when the decisions
-  meet the bound's constraints; else null and ``optimality_gap_reason`` says which they break;
+  meet the bound's constraints (within a small slack, against the bound at the decisions' own
+  average where it is past a target); else null and ``optimality_gap_reason`` says which they break;
 * ``inefficiency_gap`` — decisions / the bound re-solved at the decisions' own average delay and
   Ĝ − 1: ≥ 0 for every policy, O(1/V) for drift-plus-penalty;
 * ``settling`` (controllers with queues) — Z̄/V and Ȳ/V against the multipliers λ*, η* and

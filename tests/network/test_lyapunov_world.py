@@ -245,7 +245,7 @@ def _tasks(folder):
 
 def test_virtual_queues_follow_their_update_rule_in_the_world(dyn_of, tiny_zoo, tmp_path):
     mu, nu, l_max, a_min = 50.0, 2.0, 0.004, 0.85
-    sc = dyn_of({"kind": "lyapunov", "v": 1e3, "mu": mu, "nu": nu}, simulation={"slots": 250},
+    sc = dyn_of({"kind": "lyapunov", "v": 1e3, "mu": mu, "nu": nu, "relearn": False}, simulation={"slots": 250},
                 transmitters=[{**DYNAMIC["transmitters"][0], "traffic": {"kind": "poisson", "rate_per_slot": 0.7}}])
     world = world_of(sc, tiny_zoo)
     ctl = world.controller

@@ -49,6 +49,11 @@ class LyapunovControllerConfig(OptionSetConfig):
     placeholder_from_v: float = Field(1e3, ge=0.0, le=1e15, description="the smallest V at which 'auto' "
                                       "place-holders come from a pilot run (below it they are 0: the queues "
                                       "reach V·λ* quickly from empty)")
+    relearn: bool = Field(True, description="re-learn the place-holders from this run's own channel (learning-aided "
+                          "drift-plus-penalty; only when V ≥ placeholder_from_v, where the queues move too slowly "
+                          "to correct a place-holder's error within the run): at checkpoints the queues restart at V "
+                          "times the multipliers of the offline problem on the states observed so far, with "
+                          "targets that pay the window's accumulated excess back over its remaining slots")
     pilot_slots: int | None = Field(None, ge=1, le=10**8, description="length of the 'auto' pilot run "
                                     "(default 4 × simulation.slots)")
     v_sweep: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] = Field(
@@ -61,11 +66,95 @@ class LyapunovControllerConfig(OptionSetConfig):
         return "auto" in (self.delay_queue_per_v, self.accuracy_queue_per_v) and self.v >= self.placeholder_from_v
 
 
+def relearn_checkpoints(slots: int, settle: int, first: int = 256) -> tuple[int, ...]:
+    """Slots at whose start the place-holders are re-learned: ``first``·2^j before the settled window
+    (before its first fifth when it starts at 0), the window's start, and each fifth of the window
+    after it (all in 1 … slots − 1).
+
+    Doubling keeps the early estimates cheap while the sample grows; the window's fifths let the
+    targets pay back the window's accumulated excess while enough slots remain to do it gently.
+    """
+    step = max(1, -(-(slots - settle) // 5))
+    points = {settle + k * step for k in range(5)}
+    j = first
+    while j < (settle or step):
+        points.add(j)
+        j *= 2
+    return tuple(sorted(p for p in points if 0 < p < slots))
+
+
 @register(LyapunovControllerConfig)
 class DriftPlusPenaltyController(PolicyController):
-    """:class:`~simulator.control.lyapunov.LyapunovController` in the world (:class:`PolicyController`)."""
+    """:class:`~simulator.control.lyapunov.LyapunovController` in the world (:class:`PolicyController`).
+
+    **Re-learned place-holders** (``relearn``, at V ≥ ``placeholder_from_v``). At such V the queues
+    move by O(μ/V) of their value per slot: a place-holder a few per cent off the multipliers of
+    *this* run's trace (a pilot learns them on another seed's) stays off for the whole run, and the
+    decisions over- or under-shoot both targets (energy above the bound, or a target missed).
+    Learning-aided drift-plus-penalty (Huang, Liu and Hao, "The power of online learning in
+    stochastic network optimization", SIGMETRICS 2014) learns the multipliers from the states
+    observed so far instead. At each checkpoint (:func:`relearn_checkpoints`) slot s:
+
+    * the empirical problem: the offline bound's dual (:mod:`simulator.control.oracle`) over the
+      states of slots 0 … s − 1 (causal: no future state is used), with each device's targets
+      moved by what the settled window has accumulated so far, spread over its expected
+      remaining decisions r = (slots − s) · (share of window slots with a decision):
+      ``L = L_max − Σ_window (L_t − L_max) / r`` and ``A = A_min + Σ_window (A_min − Ĝ_t) / r``
+      (the role the queue backlog plays at small V, paid back over the horizon instead of O(V/μ));
+    * the queues restart at V·λ̂ and V·η̂ of that problem, and drift-plus-penalty goes on from there.
+
+    When the moved targets cannot be met on the observed states the scenario's own targets are
+    used; when those cannot either, the queues keep their values. Each checkpoint is listed in the
+    report's ``placeholder_relearning``.
+    """
 
     rate_search = True
+
+    def __init__(self, scenario: Scenario, spec: Any, calibration: Any = None):
+        super().__init__(scenario, spec, calibration)
+        cfg = scenario.controller
+        on = cfg.relearn and cfg.v > 0 and cfg.v >= cfg.placeholder_from_v
+        self.checkpoints = frozenset(relearn_checkpoints(self.n_slots, self.settle)) if on else frozenset()
+        self.relearned: list[dict[str, Any]] = []
+
+    def decide(self, observation: Any) -> Any:
+        if observation.slot in self.checkpoints:
+            self._relearn(observation.slot)
+        return super().decide(observation)
+
+    def _relearn(self, s: int) -> None:
+        """Restart the queues at V × the multipliers of the empirical problem at slot ``s`` (class docstring)."""
+        l_max, a_min = np.full(self.n, self.delay_max_s), np.full(self.n, self.accuracy_min)
+        moved_l, moved_a = l_max, a_min
+        if s > self.settle:
+            sums = self._sums
+            act = sums["active"]
+            remaining = np.maximum(act / (s - self.settle) * (self.n_slots - s), 1.0)
+            moved_l = l_max - (sums["delay"] - l_max * act) / remaining
+            moved_a = np.clip(a_min + (a_min * act - sums["accuracy"]) / remaining, 0.0, 1.0)
+        entry: dict[str, Any] = {"slot": s}
+        bound = None
+        for targets in ((moved_l, moved_a), (l_max, a_min)):
+            if np.all(targets[0] > 0):
+                bound = self.offline_bound(*targets, slots=(0, s))
+                if bound is not None and bound.status != "infeasible":
+                    entry.update(delay_target_s=targets[0].tolist(), accuracy_min=targets[1].tolist())
+                    break
+                bound = None
+        if bound is None:
+            entry["status"] = "infeasible on the observed states: queues kept"
+        else:
+            v = self.policy.v
+            self.policy.queues = VirtualQueues(v * bound.delay_multiplier, v * bound.accuracy_multiplier)
+            entry.update(status=bound.status, delay_queue_per_v=bound.delay_multiplier.tolist(),
+                         accuracy_queue_per_v=bound.accuracy_multiplier.tolist())
+        self.relearned.append(entry)
+
+    def report(self) -> dict[str, Any]:
+        out = super().report()
+        if self.checkpoints:
+            out["placeholder_relearning"] = self.relearned
+        return out
 
     def make_policy(self, scenario: Scenario) -> Any:
         cfg, n = scenario.controller, self.n
