@@ -70,6 +70,26 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="learn the place-holder multipliers on a pilot run and print them (nothing else runs)")
     add_set(p)
 
+    p = sub.add_parser("frontier", help="energy per task against the delay and accuracy targets: the offline "
+                       "bound's frontier, the controller and the baselines")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-frontier)")
+    p.add_argument("--delay-targets", nargs="+", type=float, default=None, metavar="S",
+                   help="delay targets of the bound's grid, seconds (default frontier.delay_targets_s, else 8 from "
+                   "0.5 to 2 × simulation.delay_target_s)")
+    p.add_argument("--accuracy-targets", nargs="+", type=float, default=None, metavar="A",
+                   help="accuracy targets of the bound's grid (default frontier.accuracy_targets, else "
+                   "simulation.accuracy_target − 0.02 … + 0.01)")
+    p.add_argument("--run-delay-targets", nargs="*", type=float, default=None, metavar="S",
+                   help="delay targets simulated, among --delay-targets (default: every other; none: no runs)")
+    p.add_argument("--run-accuracy-targets", nargs="*", type=float, default=None, metavar="A",
+                   help="accuracy targets simulated, among --accuracy-targets (default: every other)")
+    p.add_argument("--baselines", nargs="*", default=None, metavar="KIND",
+                   help="baselines to run: static, max-accuracy, min-energy, greedy (default: all)")
+    p.add_argument("--v", type=float, default=None, help="V of the simulated controller (default frontier.v, 1e5)")
+    add_executor(p, "local", "a process pool (default)")
+    add_set(p)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario", type=Path)
     add_set(p)
@@ -246,6 +266,27 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_frontier(args: argparse.Namespace) -> int:
+    from simulator.experiment import frontier
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    plan = frontier.frontier_plan(scenario, delay_targets=args.delay_targets, accuracy_targets=args.accuracy_targets,
+                                  run_delay_targets=args.run_delay_targets,
+                                  run_accuracy_targets=args.run_accuracy_targets, baselines=args.baselines, v=args.v)
+    out = _out_dir(args, scenario, "-frontier")
+    log = _log(args.quiet)
+    try:
+        report = frontier.run_frontier(scenario, out, plan, executor=args.executor, workers=args.workers,
+                                       scheduler=args.scheduler, log=log)
+    finally:
+        log.close()
+    ctl = [r for r in report.controller_rows() if r.get("optimality_gap") is not None]
+    gaps = f", the controller's largest gap to the bound {max(r['optimality_gap'] for r in ctl):+.2%}" if ctl else ""
+    print(f"wrote {out}/frontier.csv and {out}/plots/frontier.png: {report.feasible}/{report.pairs} target pairs "
+          f"feasible, {report.runs} runs ({report.failed} failed){gaps}, in {report.wall_s:.0f} s ({report.executor})")
+    return 1 if report.failed else 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     print(f"{args.scenario}: valid scenario {scenario.name!r} ({len(scenario.encoders)} encoders)")
@@ -275,7 +316,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "tradeoff": _cmd_tradeoff, "stitch": _cmd_stitch,
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "tradeoff": _cmd_tradeoff, "frontier": _cmd_frontier,
+            "stitch": _cmd_stitch,
             "validate": _cmd_validate, "schema": _cmd_schema, "plot": _cmd_plot}
 
 

@@ -231,6 +231,36 @@ class SweepConfig(Strict):
         return self
 
 
+class FrontierConfig(Strict):
+    """The target grids of ``relcomm frontier`` (:mod:`simulator.experiment.frontier`); other commands ignore it.
+
+    The offline bound is solved at every (delay target, accuracy target) pair of the two grids;
+    the simulations (the lyapunov controller at ``v`` and the baselines) run on the coarser
+    ``run_*`` grids, whose values must be grid values. Empty grids take the defaults that the
+    frontier module documents (around the scenario's own targets).
+    """
+
+    delay_targets_s: tuple[Annotated[float, Field(gt=0.0, le=3600.0)], ...] = Field(
+        (), description="delay targets of the bound's grid (s); empty = 8 values from 0.5 to 2 × delay_target_s")
+    accuracy_targets: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] = Field(
+        (), description="accuracy targets of the bound's grid; empty = accuracy_target − 0.02, − 0.01, + 0, + 0.01")
+    run_delay_targets_s: tuple[Annotated[float, Field(gt=0.0, le=3600.0)], ...] | None = Field(
+        None, description="delay targets simulated (values of delay_targets_s); empty list = none; "
+        "default every other delay target, the largest included")
+    run_accuracy_targets: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] | None = Field(
+        None, description="accuracy targets simulated (values of accuracy_targets); empty list = none; "
+        "default every other accuracy target, the largest included")
+    baselines: tuple[Literal["static", "max-accuracy", "min-energy", "greedy"], ...] = Field(
+        ("static", "max-accuracy", "min-energy", "greedy"), description="baselines simulated beside the controller")
+    v: float = Field(1.0e5, gt=0.0, le=1e12, description="V of the simulated lyapunov controller (large: near "
+                     "the bound; its place-holder backlogs come from the scenario, auto by default)")
+
+    @field_validator("delay_targets_s", "accuracy_targets", "run_delay_targets_s", "run_accuracy_targets")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if value is None else tuple(sorted(set(value)))
+
+
 # --------------------------------------------------------------------------- network (issue 4)
 
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -463,6 +493,8 @@ class Scenario(Strict):
                                          "each slot: kind " + ", ".join(CONTROLLER_KINDS))
     outputs: OutputsConfig = OutputsConfig()
     sweep: SweepConfig | None = Field(None, description="runs of `relcomm sweep`; other commands ignore it")
+    frontier: FrontierConfig | None = Field(None, description="target grids of `relcomm frontier`; other commands "
+                                            "ignore it")
 
     @field_validator("name")
     @classmethod
@@ -685,4 +717,5 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The resolved scenario as plain data (for ``scenario.yaml`` in results and for cache keys)."""
-    return scenario.model_dump(mode="json", exclude={"sweep"} if scenario.sweep is None else None)
+    exclude = {name for name in ("sweep", "frontier") if getattr(scenario, name) is None}
+    return scenario.model_dump(mode="json", exclude=exclude or None)

@@ -1,0 +1,639 @@
+"""The trade-off surface: energy per task against the delay and accuracy targets, the offline optimum's frontier.
+
+What it computes (``relcomm frontier SCENARIO.yaml``), for a scenario whose controller is
+``lyapunov``:
+
+1. **The realized channel trace.** One simulation of the scenario's seed (the ``max-accuracy``
+   baseline, into ``runs/max-accuracy``: no pilot, no targets needed) gives the trace —
+   ``slots.csv``'s gains and link/device flags over the settled window (slots
+   ``controller.settle_slots`` … end). The channel, faults and arrivals are drawn from the seed tree
+   whatever the policy decides, so every run of the same seed sees this trace, and the bound
+   the runner reports for any of them is the bound below at that run's targets.
+2. **The offline bound at every target pair** of the fine grid (``delay_targets_s`` ×
+   ``accuracy_targets``): :func:`~simulator.control.oracle.offline_lower_bound` on that trace,
+   with the controller's own options, Ĝ and physical parameters (those of
+   :meth:`~simulator.control.policy.PolicyController.offline_bound`), at L_max = the delay target
+   and A_min = the accuracy target + the scenario's ``accuracy_margin`` (``auto`` resolved at
+   that target). Reported per pair: the bound per task, its multipliers λ* (J/s) and η* (J), and
+   what the optimum chooses — the per-slot minimizers of the Lagrangian at (λ*, η*) (the
+   relaxed optimum time-shares between them and their neighbours in at most one (slot, device)
+   pair per constraint): the mean K, the mean b and the share of each encoder over the slots
+   with a decision.
+3. **Feasibility.** A pair is infeasible when no policy can meet both targets on the trace (the
+   dual is unbounded: the bound's status ``infeasible``); such pairs are kept, marked, with the
+   best reachable figures: ``best_accuracy`` — the mean over the trace of the best Ĝ of each
+   slot (any delay), and ``best_delay_s`` — the least mean predicted delay at which the mean Ĝ
+   still reaches A_min (time-sharing allowed; ∞ above ``best_accuracy``). The pair is feasible
+   when its delay target is at least ``best_delay_s`` of its accuracy target.
+4. **Simulations** on the coarser ``run_*`` grid, feasible pairs only, in parallel through the
+   sweep's executors (:mod:`simulator.experiment.executors`, local process pool or dask): the
+   lyapunov controller at V = ``frontier.v`` (large; place-holder backlogs as the scenario says,
+   ``auto`` by default: a pilot with seed + 1 per pair, :mod:`simulator.experiment.pilot`) and
+   ``greedy`` at each pair, ``static`` at each accuracy target (its choice depends on the
+   accuracy target only), ``min-energy`` and ``max-accuracy`` once (they use no target). Every
+   run is judged at each pair it stands for, over the settled window, with the runner's
+   verdicts (:func:`~simulator.experiment.runner.judge`: realized mean delay ≤ target ×
+   (1 + ``delay_tolerance``), realized test accuracy ≥ target − ``accuracy_tolerance``).
+
+Units: energies are J per task (device transmit + compute [+ server decoding when
+``include_server_energy``]); ``energy_bound_per_task_j`` is the bound per slot summed over
+transmitters × window slots / the (slot, device) pairs with a decision — the unit of the
+decisions' ``decision_energy_per_task_j``.
+
+``frontier.csv``: one row per (delay target, accuracy target, policy). ``policy`` ``bound`` rows
+cover the fine grid (``energy_per_task_j`` = the bound per task, ``decision_delay_s`` and
+``decision_accuracy`` = the relaxed optimum's mean predicted delay and Ĝ, the choice columns
+``mean_anchors``, ``mean_bits``, ``share_<encoder>``); the simulated policies' rows cover the run
+grid with their realized ``energy_per_task_j``, ``mean_delay_s`` and ``accuracy`` (settled
+window), their decisions' predicted figures, the verdicts, the bound and two gaps:
+``optimality_gap`` = decisions / bound − 1, only when the decisions' mean predicted delay and Ĝ
+meet the pair's L_max and A_min (the slack of :class:`~simulator.control.policy.PolicyController`;
+otherwise empty: a policy that breaks the constraints may sit below the bound), and
+``realized_gap`` = realized energy per task / bound − 1. ``summary.json`` holds the grids, the
+counts and the wall times; ``plots/frontier.png`` (:func:`simulator.plots_frontier.frontier_figure`)
+is drawn from ``frontier.csv`` alone.
+
+Default grids (no ``frontier:`` section, no flags): delay targets 0.5 … 2 × ``delay_target_s``
+(8 geometric steps), accuracy targets ``accuracy_target`` − 0.02, − 0.01, + 0, + 0.01; the run grid
+takes every other value of each, the largest included.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from simulator import __version__
+from simulator.config import Scenario, parse_scenario, scenario_to_dict
+from simulator.control.lyapunov import solve_slot
+from simulator.control.oracle import OfflineBound, dual_function, offline_lower_bound
+from simulator.control.policy import OptionSetConfig, PolicyController
+from simulator.control.tables import AccuracyTable, accuracy_margin, interpolate_db
+from simulator.errors import ScenarioError
+from simulator.experiment.calibration import calibration_rows
+from simulator.experiment.executors import Executor, open_executor
+from simulator.experiment.runner import judge, run_scenario, settled_metrics
+from simulator.experiment.sweep import execute_run, prepare_shared
+from simulator.experiment.tradeoff import BASELINES, lyapunov_section, static_choice
+from simulator.folders import claim, mark
+from simulator.latent.zoo import Zoo
+from simulator.network.world import World
+from simulator.plots_frontier import frontier_figure
+from simulator.results import read_csv, write_csv, write_json, write_yaml
+
+Log = Callable[[str], None]
+
+DEFAULT_DELAY_FACTORS = tuple(float(x) for x in 2.0 ** np.linspace(-1.0, 1.0, 8))
+DEFAULT_ACCURACY_OFFSETS = (-0.02, -0.01, 0.0, 0.01)
+TRACE_RUN = "max-accuracy"
+"""The policy whose run gives the trace (no pilot and no target: the cheapest run that is a baseline too)."""
+
+COLUMNS = ("delay_target_s", "accuracy_target", "policy", "v", "feasible", "accuracy_min", "best_delay_s",
+           "best_accuracy", "energy_bound_per_task_j", "bound_status", "delay_multiplier", "accuracy_multiplier",
+           "energy_per_task_j", "mean_delay_s", "accuracy", "tasks", "decision_energy_per_task_j",
+           "decision_delay_s", "decision_accuracy", "delay_met", "accuracy_met", "constraints_met",
+           "optimality_gap", "realized_gap", "settled", "mean_anchors", "mean_bits", "error", "run_dir")
+"""Columns of ``frontier.csv`` (module docstring); one ``share_<encoder>`` column per pool encoder follows."""
+
+# Weight of the delay against the energy when the least reachable delay is searched: large enough that
+# energy only breaks ties.
+_FAST_WEIGHT = 1e6
+_BISECTIONS = 60
+_CHUNK_ENTRIES = 1 << 20
+# solve_slot's per-device and per-(device, option) arguments: tiled per slot when slots are batched as
+# pseudo-devices (as the oracle batches them)
+_PER_DEVICE = ("noise_psd_w_hz", "bandwidth_hz", "max_power_w", "kappa_device", "f_min_hz", "f_max_hz", "r_min_bps")
+_PER_DEVICE_OPTION = ("payload_bits", "tx_cycles", "rx_cycles")
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class FrontierPlan:
+    """The grids and the simulations of one frontier (module docstring)."""
+
+    delay_targets_s: tuple[float, ...]
+    accuracy_targets: tuple[float, ...]
+    run_delay_targets_s: tuple[float, ...]
+    run_accuracy_targets: tuple[float, ...]
+    baselines: tuple[str, ...]
+    v: float
+
+
+def _every_other(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(values[::-1][::2][::-1])
+
+
+def _grid(values: Sequence[float] | None, field: str, low: float, high: float) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    for v in values:
+        if not (low < v < high) or not math.isfinite(v):
+            raise ScenarioError(f"{v!r} is out of range ({low:g}, {high:g})", path=field)
+    return tuple(sorted(set(float(v) for v in values)))
+
+
+def _subset(run: tuple[float, ...], grid: tuple[float, ...], field: str, grid_field: str) -> tuple[float, ...]:
+    out = []
+    for v in run:
+        match = [g for g in grid if math.isclose(g, v, rel_tol=1e-9)]
+        if not match:
+            raise ScenarioError(f"{v:g} is not one of the bound's targets ({grid_field})", path=field)
+        out.append(match[0])
+    return tuple(out)
+
+
+def frontier_plan(scenario: Scenario, *, delay_targets: Sequence[float] | None = None,
+                  accuracy_targets: Sequence[float] | None = None, run_delay_targets: Sequence[float] | None = None,
+                  run_accuracy_targets: Sequence[float] | None = None, baselines: Sequence[str] | None = None,
+                  v: float | None = None) -> FrontierPlan:
+    """The plan: the command line's values over the scenario's ``frontier:`` section over the defaults.
+
+    Raises :class:`ScenarioError` naming the flag or field at fault.
+    """
+    lyapunov_section(scenario)
+    sec, sim = scenario.frontier, scenario.simulation
+    flag = {"delay": "--delay-targets", "accuracy": "--accuracy-targets", "run_delay": "--run-delay-targets",
+            "run_accuracy": "--run-accuracy-targets"}
+    delays = _grid(delay_targets, flag["delay"], 0.0, 3600.0)
+    where_delay = flag["delay"]
+    if delays is None and sec is not None and sec.delay_targets_s:
+        delays, where_delay = sec.delay_targets_s, "frontier.delay_targets_s"
+    if delays is None:
+        if sim.delay_target_s is None:
+            raise ScenarioError("needed for the default delay targets (or give --delay-targets)",
+                                path="simulation.delay_target_s")
+        delays, where_delay = tuple(sim.delay_target_s * f for f in DEFAULT_DELAY_FACTORS), "simulation.delay_target_s"
+    accs = _grid(accuracy_targets, flag["accuracy"], 0.0, 1.0)
+    where_acc = flag["accuracy"]
+    if accs is None and sec is not None and sec.accuracy_targets:
+        accs, where_acc = sec.accuracy_targets, "frontier.accuracy_targets"
+    if accs is None:
+        if sim.accuracy_target is None:
+            raise ScenarioError("needed for the default accuracy targets (or give --accuracy-targets)",
+                                path="simulation.accuracy_target")
+        accs = tuple(sorted({round(sim.accuracy_target + d, 6) for d in DEFAULT_ACCURACY_OFFSETS
+                             if 0.0 < sim.accuracy_target + d < 1.0}))
+        where_acc = "simulation.accuracy_target"
+    if not delays:
+        raise ScenarioError("give at least one delay target", path=where_delay)
+    if not accs:
+        raise ScenarioError("give at least one accuracy target", path=where_acc)
+    run_d = _grid(run_delay_targets, flag["run_delay"], 0.0, 3600.0)
+    if run_d is None:
+        run_d, where = (sec.run_delay_targets_s, "frontier.run_delay_targets_s") if (
+            sec is not None and sec.run_delay_targets_s is not None) else (_every_other(delays), "")
+    else:
+        where = flag["run_delay"]
+    run_d = _subset(run_d, delays, where, where_delay)
+    run_a = _grid(run_accuracy_targets, flag["run_accuracy"], 0.0, 1.0)
+    if run_a is None:
+        run_a, where = (sec.run_accuracy_targets, "frontier.run_accuracy_targets") if (
+            sec is not None and sec.run_accuracy_targets is not None) else (_every_other(accs), "")
+    else:
+        where = flag["run_accuracy"]
+    run_a = _subset(run_a, accs, where, where_acc)
+    if baselines is None:
+        baselines = sec.baselines if sec is not None else BASELINES
+    for b in baselines:
+        if b not in BASELINES:
+            raise ScenarioError(f"unknown baseline {b!r}; choose from {', '.join(BASELINES)}", path="--baselines")
+    if v is None:
+        v = sec.v if sec is not None else 1.0e5
+    if not (v > 0 and math.isfinite(v)):
+        raise ScenarioError(f"must be a positive number, got {v!r}", path="--v")
+    return FrontierPlan(tuple(delays), tuple(accs), run_d, run_a, tuple(dict.fromkeys(baselines)), float(v))
+
+
+# --------------------------------------------------------------------------- scenarios of the runs
+
+
+def at_targets(scenario: Scenario, controller: dict[str, Any], delay_s: float, accuracy: float) -> Scenario:
+    """``scenario`` with ``controller`` and the two simulation targets replaced; one run (no sweep, no frontier)."""
+    data = scenario_to_dict(scenario)
+    for name in ("sweep", "frontier"):
+        data.pop(name, None)
+    data["controller"] = controller
+    data["simulation"].update(delay_target_s=delay_s, accuracy_target=accuracy)
+    return parse_scenario(data)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """One run of the frontier: ``policy`` at the targets it was run with; ``pairs`` it is judged at."""
+
+    name: str
+    policy: str
+    scenario: Scenario
+    pairs: tuple[tuple[float, float], ...]
+    v: float | None = None
+
+
+def _tag(delay_s: float | None = None, accuracy: float | None = None) -> str:
+    parts = ([] if delay_s is None else [f"L{delay_s * 1e3:.6g}ms"]) + ([] if accuracy is None else [f"A{accuracy:.6g}"])
+    return "-".join(parts)
+
+
+def simulations(scenario: Scenario, plan: FrontierPlan, pairs: Sequence[tuple[float, float]],
+                calibration: Sequence[Any]) -> list[Simulation]:
+    """The runs for the feasible run pairs ``pairs`` (module docstring, item 4), the controller's first."""
+    cfg = lyapunov_section(scenario)
+    base = scenario_to_dict(scenario)["controller"]
+    shared = {k: v for k, v in cfg.model_dump(mode="json").items() if k in OptionSetConfig.model_fields}
+    ref_l, ref_a = scenario.simulation.delay_target_s, scenario.simulation.accuracy_target
+    out = [Simulation(f"lyapunov-{_tag(l, a)}", "lyapunov", at_targets(scenario, {**base, "v": plan.v}, l, a),
+                      ((l, a),), plan.v) for l, a in pairs]
+    if "greedy" in plan.baselines:
+        out += [Simulation(f"greedy-{_tag(l, a)}", "greedy", at_targets(scenario, {**shared, "kind": "greedy"}, l, a),
+                           ((l, a),)) for l, a in pairs]
+    if "static" in plan.baselines:
+        table = AccuracyTable(calibration)
+        for a in sorted({a for _, a in pairs}):
+            probe = at_targets(scenario, {**shared, "kind": "greedy"}, ref_l or max(plan.delay_targets_s), a)
+            sc = at_targets(scenario, static_choice(probe, table), ref_l or max(plan.delay_targets_s), a)
+            out.append(Simulation(f"static-{_tag(accuracy=a)}", "static", sc, tuple(p for p in pairs if p[1] == a)))
+    if "min-energy" in plan.baselines and pairs:
+        out.append(Simulation("min-energy", "min-energy",
+                              at_targets(scenario, {**shared, "kind": "min-energy"}, ref_l, ref_a), tuple(pairs)))
+    return out
+
+
+def trace_simulation(scenario: Scenario, plan: FrontierPlan, pairs: Sequence[tuple[float, float]]) -> Simulation:
+    """The ``max-accuracy`` run that gives the trace (and is that baseline's run)."""
+    cfg = lyapunov_section(scenario)
+    shared = {k: v for k, v in cfg.model_dump(mode="json").items() if k in OptionSetConfig.model_fields}
+    sim = scenario.simulation
+    sc = at_targets(scenario, {**shared, "kind": TRACE_RUN}, sim.delay_target_s or max(plan.delay_targets_s),
+                    sim.accuracy_target or min(plan.accuracy_targets))
+    return Simulation(TRACE_RUN, TRACE_RUN, sc, tuple(pairs) if TRACE_RUN in plan.baselines else ())
+
+
+# --------------------------------------------------------------------------- the trace and the bound
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A realized trace in the bound's inputs (what :meth:`PolicyController.offline_bound` passes the oracle).
+
+    Attributes
+    ----------
+    gain : float64 (T, n)
+        Channel gains of the window's slots (linear).
+    accuracy, option_mask : (n, m) or (T, n, m)
+        Ĝ of every option (digital links: its running maximum over the SNR grid read at the
+        full-power SNR) and the allowed options (masked where a link or device is down).
+    params : dict
+        The slot-invariant keyword arguments of :func:`~simulator.control.lyapunov.solve_slot`.
+    window : (int, int)
+        The slots (start, end) of the run.
+    """
+
+    gain: np.ndarray
+    accuracy: np.ndarray
+    option_mask: np.ndarray
+    params: dict[str, Any]
+    window: tuple[int, int]
+
+
+def read_trace(slots_csv: Path, n_tx: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gain (T, n), active (T, n)) of slots ``start`` … end from a run's ``slots.csv`` (one row per slot and device)."""
+    gain_db, active = [], []
+    with open(slots_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            gain_db.append(float(row["gain_db"]))
+            active.append(row["link_up"] == "True" and row["device_on"] == "True")
+    g = 10.0 ** (np.asarray(gain_db).reshape(-1, n_tx) / 10.0)
+    return g[start:], np.asarray(active, bool).reshape(-1, n_tx)[start:]
+
+
+def bound_trace(controller: PolicyController, gain: np.ndarray, active: np.ndarray,
+                window: tuple[int, int]) -> Trace:
+    """The bound's inputs on a recorded trace, as :meth:`PolicyController.offline_bound` builds them."""
+    t, p = controller.table, controller.params
+    if t.noisy:
+        envelope = np.maximum.accumulate(t.accuracy, axis=2)
+        snr = p["max_power_w"] * gain / (p["noise_psd_w_hz"] * p["bandwidth_hz"])
+        acc = np.stack([interpolate_db(t.snr_grid_db, envelope, row) for row in snr])
+    else:
+        acc = t.accuracy[:, :, 0]
+    mask = t.allowed if active.all() else t.allowed[None, :, :] & active[:, :, None]
+    if mask.ndim == 3 and acc.ndim == 2:
+        acc = np.broadcast_to(acc, mask.shape)
+    params = {**p, "r_min_bps": 1.0 if controller.lowered_floor else controller.r_min}
+    return Trace(gain, acc, mask, params, window)
+
+
+def bound_at(trace: Trace, delay_s: float, accuracy_min: float) -> OfflineBound:
+    """The offline bound on ``trace`` at L_max = ``delay_s`` and A_min = ``accuracy_min`` (every device)."""
+    return offline_lower_bound(gain=trace.gain, accuracy=trace.accuracy, delay_max_s=delay_s,
+                               accuracy_min=accuracy_min, option_mask=trace.option_mask, **trace.params)
+
+
+def _point(trace: Trace, lam: np.ndarray, eta: np.ndarray):
+    return dual_function(lam, eta, gain=trace.gain, accuracy=trace.accuracy, delay_max_s=1.0, accuracy_min=0.5,
+                         option_mask=trace.option_mask, **trace.params)
+
+
+def reachable(trace: Trace, accuracy_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """(best_delay_s, best_accuracy) per device on ``trace`` (module docstring, item 3).
+
+    The least mean predicted delay with mean Ĝ ≥ ``accuracy_min``: per slot minimize L − w Ĝ
+    (energy weighted 1/:data:`_FAST_WEIGHT` only breaks ties), so that the averages (L(w), Ĝ(w))
+    run along the lower-left boundary of the reachable (delay, Ĝ) set as w grows; w is bisected
+    (in ln w, per device) to the Ĝ = ``accuracy_min`` crossing and the two sides are time-shared.
+    ``best_accuracy``: Ĝ at the largest w (the best Ĝ of each slot, averaged).
+    """
+    n = trace.gain.shape[1]
+    zero = np.zeros(n)
+    probe = _point(trace, np.ones(n), zero)
+    scale = _FAST_WEIGHT * np.maximum(probe.energy_j, 1e-300) / np.maximum(probe.delay_s, 1e-300)
+    fast = _point(trace, scale, zero)
+    w_hi = 1e6 * np.maximum(fast.delay_s, 1e-12)  # s per unit of Ĝ: far above any option's ΔL/ΔĜ
+    top = _point(trace, scale, scale * w_hi)
+    best_acc = top.accuracy
+    lo_w, hi_w = np.full(n, 1e-12) * w_hi, w_hi.copy()
+    lo = (fast.delay_s, fast.accuracy)
+    hi = (top.delay_s, top.accuracy)
+    for _ in range(_BISECTIONS):
+        w = np.sqrt(lo_w * hi_w)
+        p = _point(trace, scale, scale * w)
+        up = p.accuracy < accuracy_min
+        lo_w, hi_w = np.where(up, w, lo_w), np.where(up, hi_w, w)
+        lo = (np.where(up, p.delay_s, lo[0]), np.where(up, p.accuracy, lo[1]))
+        hi = (np.where(up, hi[0], p.delay_s), np.where(up, hi[1], p.accuracy))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theta = np.clip((accuracy_min - lo[1]) / (hi[1] - lo[1]), 0.0, 1.0)
+        between = lo[0] + np.nan_to_num(theta) * (hi[0] - lo[0])
+    best_delay = np.where(fast.accuracy >= accuracy_min, fast.delay_s,
+                          np.where(best_acc >= accuracy_min, between, np.inf))
+    return best_delay, best_acc
+
+
+def optimum_choices(trace: Trace, controller: PolicyController, bound: OfflineBound) -> dict[str, float]:
+    """Mean K, mean b and each pool encoder's share of the per-slot minimizers at the bound's multipliers.
+
+    Over the (slot, device) pairs with a decision; one batched
+    :func:`~simulator.control.lyapunov.solve_slot` (V = 1, Z = λ*, Y = η*) per chunk of slots,
+    each slot's servers separate pseudo-servers as in the oracle.
+    """
+    t, p = controller.table, trace.params
+    gain = trace.gain
+    n_slots, n = gain.shape
+    m = t.anchors.shape[0]
+    idx = np.asarray(p["server_index"], np.intp)
+    n_srv = np.atleast_1d(p["server_freq_hz"]).shape[0]
+    chunk = max(1, _CHUNK_ENTRIES // (n * m))
+    options, feasible = [], []
+    for t0 in range(0, n_slots, chunk):
+        tc = min(chunk, n_slots - t0)
+        kw = dict(p)
+        for k in _PER_DEVICE:
+            if k in kw and np.ndim(kw[k]) > 0:
+                kw[k] = np.tile(np.broadcast_to(np.asarray(kw[k], float), (n,)), tc)
+        for k in _PER_DEVICE_OPTION:
+            if k in kw and np.ndim(kw[k]) == 2:
+                kw[k] = np.tile(np.asarray(kw[k], float), (tc, 1))
+        for k in ("server_freq_hz", "kappa_server"):
+            if k in kw and np.ndim(kw[k]) > 0:
+                kw[k] = np.tile(np.broadcast_to(np.asarray(kw[k], float), (n_srv,)), tc)
+        kw["server_index"] = (idx[None, :] + n_srv * np.arange(tc)[:, None]).reshape(-1)
+        acc, mask = trace.accuracy, trace.option_mask
+        kw["accuracy"] = acc[t0:t0 + tc].reshape(-1, m) if acc.ndim == 3 else np.tile(acc, (tc, 1))
+        kw["option_mask"] = mask[t0:t0 + tc].reshape(-1, m) if mask.ndim == 3 else np.tile(mask, (tc, 1))
+        d = solve_slot(v=1.0, delay_queue=np.tile(bound.delay_multiplier, tc),
+                       accuracy_queue=np.tile(bound.accuracy_multiplier, tc), gain=gain[t0:t0 + tc].reshape(-1), **kw)
+        options.append(d.option.reshape(tc, n))
+        feasible.append(d.feasible.reshape(tc, n))
+    option, feas = np.concatenate(options), np.concatenate(feasible)
+    o = np.maximum(option, 0)[feas]
+    out = {"mean_anchors": float(np.mean(t.anchors[o])) if o.size else None,
+           "mean_bits": float(np.mean(t.bits[o])) if o.size else None}
+    enc = t.encoder[np.broadcast_to(np.arange(n), option.shape)[feas], o]
+    for j, name in enumerate(controller.spec.encoder_ids):
+        if np.any(t.encoder[t.allowed] == j):
+            out[f"share_{name}"] = float(np.mean(enc == j)) if o.size else None
+    return out
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _per_task(bound_j: float, trace: Trace, bound: OfflineBound) -> float | None:
+    active = float(np.sum(bound.point.active_slots))
+    return bound_j * trace.gain.shape[0] / active if active else None
+
+
+def bound_row(delay_s: float, accuracy: float, a_min: float, best: tuple[np.ndarray, np.ndarray],
+              bound: OfflineBound, trace: Trace, choices: dict[str, float]) -> dict[str, Any]:
+    """The ``bound`` row of one pair."""
+    feasible = bound.status != "infeasible"
+    per_task = _per_task(bound.bound_j, trace, bound) if feasible else None
+    row = {"delay_target_s": delay_s, "accuracy_target": accuracy, "policy": "bound", "feasible": feasible,
+           "accuracy_min": a_min, "best_delay_s": float(np.max(best[0])), "best_accuracy": float(np.min(best[1])),
+           "energy_bound_per_task_j": per_task, "bound_status": bound.status,
+           "delay_multiplier": float(np.mean(bound.delay_multiplier)) if feasible else None,
+           "accuracy_multiplier": float(np.mean(bound.accuracy_multiplier)) if feasible else None,
+           "energy_per_task_j": per_task, "decision_energy_per_task_j": per_task}
+    if feasible:
+        active = np.maximum(bound.point.active_slots, 1)
+        w = bound.point.active_slots / active.sum()
+        row["decision_delay_s"] = float(np.sum(w * bound.relaxed_delay_s))
+        row["decision_accuracy"] = float(np.sum(w * bound.relaxed_accuracy))
+        row.update(choices)
+    return row
+
+
+def run_row(sim: Simulation, pair: tuple[float, float], bound: dict[str, Any], run_dir: Path, summary: dict | None,
+            error: str | None, window_start_s: float, include_server_energy: bool, scenario: Scenario) -> dict[str, Any]:
+    """One simulated policy judged at ``pair`` against that pair's bound row."""
+    l_max, a = pair
+    row = {k: bound.get(k) for k in ("feasible", "accuracy_min", "best_delay_s", "best_accuracy",
+                                     "energy_bound_per_task_j", "bound_status", "delay_multiplier",
+                                     "accuracy_multiplier")}
+    row.update(delay_target_s=l_max, accuracy_target=a, policy=sim.policy, v=sim.v, run_dir=str(run_dir),
+               error=error)
+    if summary is None:
+        return row
+    judged = at_targets(scenario, scenario_to_dict(scenario)["controller"], l_max, a)
+    m = judge(settled_metrics(run_dir / "tasks.csv", window_start_s, include_server_energy), judged)
+    stats = summary.get("controller_stats") or {}
+    e_dec, l_dec, g_dec = (stats.get(k) for k in ("decision_energy_per_task_j", "decision_delay_s",
+                                                  "decision_accuracy"))
+    per_task = bound.get("energy_bound_per_task_j")
+    row.update(energy_per_task_j=m["energy_per_task_j"], mean_delay_s=m["mean_delay_s"], accuracy=m["accuracy"],
+               tasks=m["tasks"], decision_energy_per_task_j=e_dec, decision_delay_s=l_dec, decision_accuracy=g_dec,
+               delay_met=m.get("delay_met"), accuracy_met=m.get("accuracy_met"),
+               constraints_met=bool(m.get("delay_met")) and bool(m.get("accuracy_met")),
+               settled=(summary.get("settling") or {}).get("settled") if sim.policy == "lyapunov" else None)
+    if per_task:
+        if m["energy_per_task_j"] is not None:
+            row["realized_gap"] = m["energy_per_task_j"] / per_task - 1.0
+        meets = (e_dec is not None and l_dec is not None and g_dec is not None
+                 and l_dec <= l_max * (1.0 + PolicyController.DELAY_SLACK)
+                 and g_dec >= bound["accuracy_min"] - PolicyController.ACCURACY_SLACK)
+        if meets:
+            row["optimality_gap"] = e_dec / per_task - 1.0
+    return row
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class FrontierReport:
+    """What :func:`run_frontier` did (also in ``summary.json``)."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    pairs: int
+    feasible: int
+    runs: int
+    failed: int
+    wall_s: float
+    bound_wall_s: float
+    executor: str
+
+    def controller_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["policy"] == "lyapunov"]
+
+
+def run_frontier(scenario: Scenario, out_dir: Path, plan: FrontierPlan | None = None, *,
+                 executor: Executor | str = "local", workers: int | None = None, scheduler: str | None = None,
+                 zoo: Zoo | None = None, log: Log = lambda _m: None) -> FrontierReport:
+    """Compute the frontier of ``scenario`` into ``out_dir`` (module docstring); return the report.
+
+    ``executor``: ``"local"`` or ``"dask"`` (started here, with ``workers`` / ``scheduler``) or an
+    executor already entered. ``zoo``: a zoo built for the scenario (its shared artifacts are
+    then assumed built, e.g. in tests).
+    """
+    plan = plan or frontier_plan(scenario)
+    cfg = lyapunov_section(scenario)
+    owned = isinstance(executor, str)
+    ex = open_executor(executor, workers, scheduler) if owned else executor  # checks the flags now
+    t_start = time.perf_counter()
+    with claim(out_dir, "frontier") as target:  # checked and locked before any work
+        out = target.in_place()
+        write_yaml(out / "scenario.yaml", {**scenario_to_dict(scenario), "version": __version__})
+        built = zoo is None
+        zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
+        calibration = calibration_rows(zoo, log)
+        runs_dir = out / "runs"
+        mark(runs_dir, "frontier-runs")
+        run_pairs = [(l, a) for a in plan.run_accuracy_targets for l in plan.run_delay_targets_s]
+
+        # 1. the trace
+        trace_sim = trace_simulation(scenario, plan, run_pairs)
+        log(f"trace: {trace_sim.policy} run of seed {scenario.seed} ({scenario.simulation.slots} slots)")
+        trace_summary = run_scenario(trace_sim.scenario, runs_dir / trace_sim.name, zoo=zoo)
+        start = cfg.settle_slots
+        gain, active = read_trace(runs_dir / trace_sim.name / "slots.csv", len(scenario.transmitters), start)
+        controller = table_controller(scenario, plan, zoo, calibration)
+        trace = bound_trace(controller, gain, active, (start, scenario.simulation.slots))
+
+        # 2-3. the bound, the choices and what is reachable, at every pair
+        t0 = time.perf_counter()
+        bounds: dict[tuple[float, float], dict[str, Any]] = {}
+        for a in plan.accuracy_targets:
+            probe = at_targets(scenario, scenario_to_dict(scenario)["controller"], plan.delay_targets_s[0], a)
+            a_min = a + accuracy_margin(probe, calibration)
+            best = reachable(trace, a_min)
+            for l_max in plan.delay_targets_s:
+                b = bound_at(trace, l_max, a_min)
+                choices = optimum_choices(trace, controller, b) if b.status != "infeasible" else {}
+                bounds[(l_max, a)] = bound_row(l_max, a, a_min, best, b, trace, choices)
+            feas = sum(bounds[(l, a)]["feasible"] for l in plan.delay_targets_s)
+            log(f"accuracy target {a:g} (plans for Ĝ ≥ {a_min:.4f}): {feas}/{len(plan.delay_targets_s)} delay "
+                f"targets feasible; least reachable delay {np.max(best[0]) * 1e3:.4g} ms, best Ĝ {np.min(best[1]):.4f}")
+        bound_wall = time.perf_counter() - t0
+
+        # 4. the simulations, at the feasible run pairs
+        feasible_pairs = [p for p in run_pairs if bounds[p]["feasible"]]
+        sims = simulations(scenario, plan, feasible_pairs, calibration)
+        outcomes: dict[str, tuple[dict | None, str | None]] = {trace_sim.name: (trace_summary, None)}
+        if sims:
+            if built:
+                prepare_shared([s.scenario for s in sims], log)
+            log(f"{len(sims)} runs at {len(feasible_pairs)} feasible target pairs "
+                f"({len(run_pairs) - len(feasible_pairs)} infeasible not run) on {ex.description}")
+            jobs = [(s.name, execute_run, (scenario_to_dict(s.scenario), str(runs_dir / s.name))) for s in sims]
+            if owned:
+                ex.__enter__()
+            try:
+                for done, (name, outcome) in enumerate(ex.run(jobs), 1):
+                    error = None
+                    if isinstance(outcome, BaseException):
+                        error = f"the worker failed: {type(outcome).__name__}: {outcome}"
+                    elif outcome.get("status") != "ok":
+                        error = outcome.get("error")
+                    summary = None
+                    if error is None:
+                        summary = _read_summary(runs_dir / name)
+                    outcomes[name] = (summary, error)
+                    log(f"[{done}/{len(jobs)}] {name} " + ("ok" if error is None else f"failed: {error}"))
+            finally:
+                if owned:
+                    ex.__exit__(None, None, None)
+
+        # rows: the bound's at every pair, then each run at the pairs it stands for
+        window_start_s = start * scenario.simulation.slot_s
+        rows = [bounds[(l, a)] for a in plan.accuracy_targets for l in plan.delay_targets_s]
+        for sim in [trace_sim, *sims]:
+            summary, error = outcomes.get(sim.name, (None, "not run"))
+            for pair in sim.pairs:
+                rows.append(run_row(sim, pair, bounds[pair], runs_dir / sim.name, summary, error, window_start_s,
+                                    cfg.include_server_energy, scenario))
+        encoders = sorted({k for r in rows for k in r if k.startswith("share_")})
+        write_csv(out / "frontier.csv", COLUMNS + tuple(encoders), [{**dict.fromkeys(COLUMNS + tuple(encoders)), **r}
+                                                                     for r in rows])
+        failed = sum(1 for s, e in outcomes.values() if e is not None)
+        report = FrontierReport(out, rows, len(bounds), sum(r["feasible"] for r in bounds.values()),
+                                len(outcomes), failed, time.perf_counter() - t_start, bound_wall, ex.description)
+        ctl = report.controller_rows()
+        write_json(out / "summary.json", {
+            "scenario": scenario.name, "seed": scenario.seed, "trace_run": f"runs/{trace_sim.name}",
+            "window_slots": list(trace.window), "delay_targets_s": list(plan.delay_targets_s),
+            "accuracy_targets": list(plan.accuracy_targets), "run_delay_targets_s": list(plan.run_delay_targets_s),
+            "run_accuracy_targets": list(plan.run_accuracy_targets), "baselines": list(plan.baselines),
+            "v": plan.v, "pairs": report.pairs, "feasible_pairs": report.feasible, "runs": report.runs,
+            "failed_runs": failed, "executor": report.executor, "wall_s": report.wall_s, "bound_wall_s": bound_wall,
+            "controller": [{k: r.get(k) for k in ("delay_target_s", "accuracy_target", "optimality_gap",
+                                                  "realized_gap", "settled", "constraints_met", "error")}
+                           for r in ctl]})
+        frontier_figure(out / "frontier.csv", out / "plots" / "frontier.png")
+    return report
+
+
+def table_controller(scenario: Scenario, plan: FrontierPlan, zoo: Zoo, calibration: Sequence[Any]) -> PolicyController:
+    """A controller with the scenario's option set, Ĝ and physical parameters, for its tables (never run).
+
+    Built by a :class:`World` (which owns the network's cycle and payload tables) at the grid's
+    loosest targets, with empty queues (no pilot).
+    """
+    sc = at_targets(scenario, {**scenario_to_dict(scenario)["controller"], "delay_queue_per_v": 0.0,
+                               "accuracy_queue_per_v": 0.0}, max(plan.delay_targets_s), min(plan.accuracy_targets))
+    return World(sc, zoo, calibration).controller
+
+
+def _read_summary(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_frontier(out_dir: Path) -> list[dict[str, str]]:
+    """The rows of ``frontier.csv`` in ``out_dir``."""
+    return read_csv(Path(out_dir) / "frontier.csv")
+
+
+__all__ = ["FrontierPlan", "FrontierReport", "Simulation", "Trace", "frontier_plan", "run_frontier", "at_targets",
+           "simulations", "read_trace", "bound_trace", "bound_at", "reachable", "optimum_choices", "read_frontier",
+           "COLUMNS"]
