@@ -11,6 +11,15 @@ Decisions (encoder, K, b, f) are read when the encoding starts; rate and power w
 attempt starts (block fading: one channel state per slot, kept for the whole attempt even if
 it spills into the next slot).
 
+Events per task: the device's next arrival is one SimPy event that both queues the task (the
+world's callback) and wakes an idle device; encoding and first attempt are one event when
+nothing can come between them (no fault, the encoding ends inside the slot and before the
+deadline, the slot sends at a rate its channel carries): the attempt then starts at the encoding's
+end in the same slot, so it uses the same decision and channel state, and every time, cost and
+random draw is the one the two separate steps would give. Per-device costs of the slot's
+decision (cycles, encoding time and energy, payload, airtime, transmit energy) are computed
+once per slot for all devices (:class:`~simulator.network.world.SlotState`) and looked up here.
+
 Faults (:mod:`simulator.network.faults`), known in advance, are handled without interrupts:
 work that a device-off interval (or, on the air, a link outage) would cut is stopped at the
 interval start, its partial energy charged, and redone after the interval (``retries``); a
@@ -122,7 +131,7 @@ class Transmitter:
         self.queue: deque[Task] = deque()
         self.current: Task | None = None
         self.tally = SlotTally()
-        self._wake: simpy.Event | None = None
+        self.next_arrival: simpy.Event = self.env.event()  # set by the world: its callback queues the task
         self._gen = generator
         self._uniforms = np.empty(0)
         self._next_uniform = 0
@@ -140,9 +149,6 @@ class Transmitter:
                 return
             self.world.drop(self.queue.popleft(), "queue-full")
         self.queue.append(task)
-        if self._wake is not None:
-            wake, self._wake = self._wake, None
-            wake.succeed()
 
     @property
     def backlog(self) -> int:
@@ -150,20 +156,64 @@ class Transmitter:
 
     # ---------------------------------------------------------------- service
     def _serve(self):
-        env, world = self.env, self.world
+        world = self.world
         while True:
             if not self.queue:
-                self._wake = env.event()
-                yield self._wake
+                # the arrival's own callback (registered first) queues the task before this resumes
+                yield self.next_arrival
                 continue
             task = self.current = self.queue.popleft()
             if world.expired(task):
                 world.drop(task, "timeout")
             else:
-                yield from self._encode(task)
-                if task.status == "pending":
-                    yield from self._transmit(task)
+                first = None if self.has_faults else self._encode_and_send(task)
+                if first is None:
+                    yield from self._encode(task)
+                    if task.status == "pending":
+                        yield from self._transmit(task)
+                else:
+                    end_s, lost = first
+                    yield world.event_at(end_s)
+                    if not lost:
+                        self.receiver.receive(task)
+                    elif task.attempts >= self.max_attempts:
+                        world.drop(task, "packet-error")
+                    else:
+                        yield from self._transmit(task)  # a packet error: retried at once
             self.current = None
+
+    def _encode_and_send(self, task: Task) -> tuple[float, bool] | None:
+        """Encode ``task`` and start its first attempt as one step, when nothing can come between them.
+
+        Returns the attempt's end time and whether it is lost (a packet error), after charging
+        both energies as :meth:`_encode` and :meth:`_transmit` would at the encoding's end; None
+        (nothing done) when the encoding would end at or after the slot's end or past the
+        deadline, or when the slot holds the device or its channel cannot carry the rate.
+        """
+        world, st, i = self.world, self.world.state, self.index
+        enc, f = st.encoder[i], st.cpu_hz[i]
+        if self.sample_cycles and enc in self.sample_cycles:
+            work = st.work[i] + float(self.sample_cycles[enc][task.sample])
+            duration, e_cpu = work / f, compute_energy_j(self.kappa, f, work)
+        else:
+            duration, e_cpu = st.duration_s[i], st.e_cpu_j[i]
+        end_encode = self.env.now + duration  # the time a timeout of ``duration`` would fire at
+        if not (end_encode < world.slot_end_s and end_encode <= task.deadline_s and st.rate_bps[i] > 0.0):
+            return None
+        st = world.link_state()
+        if st.outage[i]:
+            return None
+        task.encoder, task.anchors, task.bits, task.cpu_hz = enc, st.anchors[i], st.bits[i], f
+        self._charge_cpu(task, e_cpu)
+        task.payload_bits = st.payload_bits[i]
+        task.coded = self.coded
+        airtime, snr = st.airtime_s[i], st.snr[i]
+        lost = self.coded and self._uniform() < self._packet_error(task, snr, airtime)
+        task.rate_bps, task.power_w, task.snr = st.rate_bps[i], st.power_w[i], snr
+        task.attempts += 1
+        task.bits_sent += task.payload_bits
+        self._charge_tx(task, st.e_tx_j[i])
+        return end_encode + airtime, lost
 
     def _fault_end(self, intervals: IntervalSet) -> float:
         """End of the fault interval containing now (0 when none): how long to wait before working."""

@@ -11,8 +11,11 @@ One ``simpy.Environment`` holds
   decision in :attr:`World.state` (plain Python lists, read by the agents). Its events run
   before any other event at the same instant (SimPy's URGENT priority), so an arrival at a
   slot boundary belongs to the new slot;
-- one **arrival source** per transmitter (a timeout per arrival, times drawn in chunks);
-- one **service process** per transmitter (a timeout per encoding and per attempt);
+- one **arrival source** per transmitter (:class:`_Source`: a timeout per arrival, whose callback
+  queues the task and which an idle device waits on; times drawn in chunks);
+- one **service process** per transmitter (one timeout for the encoding and the first attempt
+  when nothing can come between them, else one per encoding and per attempt:
+  :mod:`~simulator.network.agents`);
 - one fluid **CPU** per receiver (a timeout per completion or re-plan).
 
 SimPy events carry timing only. What a receiver understands of a task (projection,
@@ -33,13 +36,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from heapq import heappush
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import simpy
-from simpy.core import URGENT
+from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
 from simulator import __version__
@@ -97,13 +101,20 @@ class _Table(dict):
 
 
 class SlotState:
-    """The decision in force during the current slot: Python lists indexed by transmitter.
+    """The decision in force during the current slot and what it costs: Python lists indexed by transmitter.
 
+    Set when a decision changes (vectorized over devices): ``encoder`` (id), ``anchors``, ``bits``,
+    ``rate_bps``, ``cpu_hz``, ``work`` (``W_tx`` cycles at the encoder's mean FLOPs),
+    ``duration_s`` (``W_tx / f``), ``e_cpu_j`` (``κ f² W_tx``), ``payload_bits`` (``N``) and
+    ``airtime_s`` (``N / R``; analog ``⌈K·spaces/2⌉ / B``). Set on the slot's first attempt
+    (:meth:`World.link_state`): ``power_w`` (the power the rate needs, capped at ``P_max``),
+    ``outage``, ``snr`` and ``e_tx_j`` (``p · airtime`` at the power used, ``P_max`` in outage).
     ``next_slot`` is an event that fires when the next slot opens (devices held by the controller
     wait on it).
     """
 
-    __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "next_slot")
+    __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "work",
+                 "duration_s", "e_cpu_j", "payload_bits", "airtime_s", "e_tx_j", "next_slot")
 
 
 @dataclass(frozen=True)
@@ -228,6 +239,9 @@ class World:
         self.state = SlotState()
         self.state.next_slot = self.env.event()
         self.slot = -1
+        self.slot_end_s = 0.0  # event time of the current slot's end (no slot open: nothing fits before it)
+        self._kappa = np.array([t.cpu.kappa for t in txs])
+        self._rx_of = self.receiver_of.tolist()
         self._next_task_id = 0
         self._delivered: list[Task] = []
         self.tx_tally = [TaskTally() for _ in txs]
@@ -296,29 +310,40 @@ class World:
             self._delivery_slots.append(self.slot)
 
     # ---------------------------------------------------------------- processes
-    def _source(self, tx: Transmitter, stream: ArrivalStream):
-        env, timeout, rx = self.env, self.timeout_s, int(self.receiver_of[tx.index])
-        while True:
-            times, samples = stream.next_chunk()
-            if not len(times):
-                return
-            # Python numbers a piece at a time: a whole chunk of them would cost ~70 bytes per arrival.
-            for lo in range(0, len(times), _ARRIVAL_PIECE):
-                for t, sample in zip(times[lo:lo + _ARRIVAL_PIECE].tolist(), samples[lo:lo + _ARRIVAL_PIECE].tolist()):
-                    if t > env.now:
-                        yield env.timeout(t - env.now)
-                    task = Task(self._next_task_id, tx.index, rx, sample, t, t + timeout)
-                    self._next_task_id += 1
-                    if self._arrivals is not None:
-                        self._note_arrival(env.now)
-                    self.tx_tally[tx.index].arrived += 1
-                    tx.arrive(task)
+    def new_task(self, tx: int, sample: int, arrival_s: float) -> Task:
+        """A task arriving now at transmitter ``tx`` (ids are arrival ranks), counted as arrived."""
+        task = Task(self._next_task_id, tx, self._rx_of[tx], sample, arrival_s, arrival_s + self.timeout_s)
+        self._next_task_id += 1
+        if self._arrivals is not None:
+            self._note_arrival(self.env.now)
+        self.tx_tally[tx].arrived += 1
+        return task
 
     def _at(self, t: float) -> Event:
-        """An event at absolute time ``t`` that runs before the other events of that instant."""
+        """An event at absolute time ``t`` that runs before the other events of that instant (a slot's end).
+
+        ``slot_end_s`` becomes the time it fires at (``now + (t − now)``, which may differ from ``t``
+        in the last bit): what an encoding must end before to start its attempt in the same slot.
+        """
         ev = Event(self.env)
         ev._ok, ev._value = True, None
-        self.env.schedule(ev, URGENT, max(0.0, t - self.env.now))
+        delay = max(0.0, t - self.env.now)
+        self.slot_end_s = self.env.now + delay
+        self.env.schedule(ev, URGENT, delay)
+        return ev
+
+    def event_at(self, t: float) -> Event:
+        """An event that fires at exactly ``t`` (≥ now), in order with the other events of that instant.
+
+        ``Environment.timeout`` takes a delay, and ``now + (t − now)`` can miss ``t`` by a bit; a
+        step that stands for two timeouts (``a`` then ``b``) must fire at ``(now + a) + b``, where
+        the second would have. Scheduled as SimPy schedules a timeout (normal priority, next
+        insertion id), with the absolute time.
+        """
+        env = self.env
+        ev = Event(env)
+        ev._ok, ev._value = True, None
+        heappush(env._queue, (t, NORMAL, next(env._eid), ev))
         return ev
 
     def _clock(self):
@@ -367,9 +392,34 @@ class World:
                 for rx in self._partitioned:
                     rx.cpu.set_shares([shares[i] for i in rx.slot_of])
             self._last_decision = dec
-        st.power_w = st.outage = st.snr = None  # computed when the slot's first attempt needs them
+            self._plan(st)
+        st.power_w = st.outage = st.snr = st.e_tx_j = None  # computed when the slot's first attempt needs them
         wake, st.next_slot = st.next_slot, self.env.event()
         wake.succeed()
+
+    def _plan(self, st: SlotState) -> None:
+        """Per-device costs of the decision in ``st`` (see :class:`SlotState`), vectorized over devices.
+
+        The same IEEE operations, in the same order, as the scalar formulas of the agents
+        (:func:`~simulator.network.energy.compute_energy_j`, :meth:`payload_bits`, :meth:`airtime_s`),
+        so a task costs what it would cost computed on its own.
+        """
+        txs = self.transmitters
+        work = np.array([tx.tx_cycles[(e, k)] for tx, e, k in zip(txs, st.encoder, st.anchors)])
+        cpu_hz = np.array(st.cpu_hz, dtype=np.float64)
+        anchors = np.array(st.anchors, dtype=np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a held device (f or R of 0) never uses them
+            duration = work / cpu_hz
+            if self.mode == "analog":
+                payload = np.zeros(len(txs), dtype=np.int64)
+                airtime = np.ceil(anchors * self.n_spaces / 2) / self.links.bandwidth_hz
+            else:
+                payload = anchors * self.n_spaces * np.array(st.bits, dtype=np.int64) + self.header_bits
+                airtime = payload / np.array(st.rate_bps, dtype=np.float64)
+        st.work, st.duration_s = work.tolist(), duration.tolist()
+        st.e_cpu_j = (self._kappa * cpu_hz * cpu_hz * work).tolist()
+        st.payload_bits, st.airtime_s = payload.tolist(), airtime.tolist()
+        self._airtime = airtime
 
     def _link_budget(self, rate: np.ndarray, gain: np.ndarray, r_max: np.ndarray):
         """Power, outage flag and SNR of the chosen rates; any shape broadcasting against (n_tx,).
@@ -393,6 +443,8 @@ class World:
             b, blk = self._row, self._block
             power, outage, gamma = self._link_budget(blk["rate"][b], blk["gain"][b], blk["r_max"][b])
             st.power_w, st.outage, st.snr = power.tolist(), outage.tolist(), gamma.tolist()
+            with np.errstate(invalid="ignore"):
+                st.e_tx_j = (np.where(outage, self.links.max_power_w, power) * self._airtime).tolist()
         return st
 
     def _close_slot(self, s: int) -> None:
@@ -543,7 +595,7 @@ class World:
             # The clock starts first: a task arriving at t = 0 must find slot 0 open.
             self.env.process(self._clock())
             for tx, stream in zip(self.transmitters, self._streams):
-                self.env.process(self._source(tx, stream))
+                _Source(self, tx, stream).start()
             step = self.env.step
             while not self._done:
                 step()
@@ -593,6 +645,55 @@ class World:
                                        **led.as_dict(), "avg_power_w": led.total_j / duration}))
         return RunTallies(list(self.tx_tally), list(self.tx_energy), tx_entries, rx_energy, rx_entries,
                           self.delays.counts, self.window.as_dict(), n_pending)
+
+
+class _Source:
+    """The arrivals of one transmitter as a chain of timeouts whose callback queues the task.
+
+    The device, when idle, waits on the same event (``tx.next_arrival``): the callback, added
+    first, queues the task, then the device resumes. Arrivals due at the same time are queued in
+    one callback. The first event is an immediate one of the start's priority (what a SimPy
+    process's start is), so arrivals at ``t = 0`` come after the clock opens slot 0.
+    """
+
+    __slots__ = ("world", "tx", "feed", "due")
+
+    def __init__(self, world: World, tx: Transmitter, stream: ArrivalStream):
+        self.world, self.tx, self.feed = world, tx, self._pieces(stream)
+        self.due = None
+
+    @staticmethod
+    def _pieces(stream: ArrivalStream):
+        while True:
+            times, samples = stream.next_chunk()
+            if not len(times):
+                return
+            # Python numbers a piece at a time: a whole chunk of them would cost ~70 bytes per arrival.
+            for lo in range(0, len(times), _ARRIVAL_PIECE):
+                yield from zip(times[lo:lo + _ARRIVAL_PIECE].tolist(), samples[lo:lo + _ARRIVAL_PIECE].tolist())
+
+    def start(self) -> None:
+        env = self.world.env
+        self.due = next(self.feed, None)
+        ev = Event(env)
+        ev._ok, ev._value = True, None
+        ev.callbacks.append(self.fire)
+        env.schedule(ev, URGENT)
+        self.tx.next_arrival = ev
+
+    def fire(self, _event: Event) -> None:
+        world, tx, env = self.world, self.tx, self.world.env
+        index, due, now = tx.index, self.due, env.now
+        while due is not None:
+            t, sample = due
+            if t > now:
+                ev = env.timeout(t - now)
+                ev.callbacks.append(self.fire)
+                tx.next_arrival, self.due = ev, due
+                return
+            tx.arrive(world.new_task(index, sample, t))
+            due = next(self.feed, None)
+        tx.next_arrival, self.due = env.event(), None  # the stream ended: an event that never fires
 
 
 @dataclass
