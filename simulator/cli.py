@@ -76,7 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>-frontier)")
     p.add_argument("--delay-targets", nargs="+", type=float, default=None, metavar="S",
                    help="delay targets of the bound's grid, seconds (default frontier.delay_targets_s, else 8 from "
-                   "0.5 to 2 × simulation.delay_target_s)")
+                   "0.2 to 2 × simulation.delay_target_s)")
     p.add_argument("--accuracy-targets", nargs="+", type=float, default=None, metavar="A",
                    help="accuracy targets of the bound's grid (default frontier.accuracy_targets, else "
                    "simulation.accuracy_target − 0.02 … + 0.01)")

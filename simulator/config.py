@@ -241,7 +241,7 @@ class FrontierConfig(Strict):
     """
 
     delay_targets_s: tuple[Annotated[float, Field(gt=0.0, le=3600.0)], ...] = Field(
-        (), description="delay targets of the bound's grid (s); empty = 8 values from 0.5 to 2 × delay_target_s")
+        (), description="delay targets of the bound's grid (s); empty = 8 values from 0.2 to 2 × delay_target_s")
     accuracy_targets: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] = Field(
         (), description="accuracy targets of the bound's grid; empty = accuracy_target − 0.02, − 0.01, + 0, + 0.01")
     run_delay_targets_s: tuple[Annotated[float, Field(gt=0.0, le=3600.0)], ...] | None = Field(

@@ -12,12 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from simulator.plots import _ENERGY_UNITS, save_figure  # noqa: E402
 from simulator.results import read_csv  # noqa: E402
 
 POLICY_MARKERS = {"lyapunov": ("o", "controller (lyapunov)"), "greedy": ("^", "greedy"), "static": ("s", "static"),
                   "max-accuracy": ("D", "max-accuracy"), "min-energy": ("v", "min-energy")}
+# Markers of one delay target side by side (a factor on the log axis), so that they do not hide each other.
+POLICY_OFFSET = {"lyapunov": 1.0, "greedy": 1.045, "static": 0.957, "max-accuracy": 1.09, "min-energy": 0.917}
+PLAIN = FuncFormatter(lambda v, _pos: f"{v:g}")
 ENCODER_STYLES = ("-", "--", ":", "-.")
 
 
@@ -57,7 +61,7 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
     energies = [_f(r["energy_per_task_j"]) for r in rows]
     scale, unit = _unit(energies)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(accs), 1)))
-    fig = plt.figure(figsize=(12.5, 9.0))
+    fig = plt.figure(figsize=(13.5, 9.0))
     grid = fig.add_gridspec(2, 3, height_ratios=(1.35, 1.0), hspace=0.42, wspace=0.32)
     ax = fig.add_subplot(grid[0, :])
     sub = [fig.add_subplot(grid[1, i]) for i in range(3)]
@@ -75,9 +79,8 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
             infeasible_all.append(a)
             label += " (infeasible at every delay)"
         ax.plot(xs[feas], ys[feas], "-", color=color, lw=2.0, label=label)
-        if not math.isfinite(best) or best > x_hi:
-            best = x_hi
-        if best > x_lo:
+        if math.isfinite(best) and best > x_lo:  # a target no delay reaches is said in the legend instead
+            best = min(best, x_hi)
             ax.axvspan(x_lo, best, color=color, alpha=0.10, lw=0)
             ax.axvline(best, color=color, lw=0.8, ls=":")
         ax.plot(xs[~feas], np.full((~feas).sum(), np.nan), "x", color=color)  # keeps colours in order
@@ -88,10 +91,10 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
             policies_seen.add(pol)
             met = [r for r in runs if _true(r["constraints_met"])]
             missed = [r for r in runs if not _true(r["constraints_met"])]
-            size = 80 if pol == "lyapunov" else 45
-            ax.scatter([_f(r["delay_target_s"]) * 1e3 for r in met], [_f(r["energy_per_task_j"]) / scale for r in met],
+            size, shift = (80 if pol == "lyapunov" else 45), POLICY_OFFSET[pol] * 1e3
+            ax.scatter([_f(r["delay_target_s"]) * shift for r in met], [_f(r["energy_per_task_j"]) / scale for r in met],
                        marker=marker, s=size, color=color, edgecolors="black", linewidths=0.6, zorder=4)
-            ax.scatter([_f(r["delay_target_s"]) * 1e3 for r in missed],
+            ax.scatter([_f(r["delay_target_s"]) * shift for r in missed],
                        [_f(r["energy_per_task_j"]) / scale for r in missed], marker=marker, s=size,
                        facecolors="none", edgecolors=color, linewidths=1.2, zorder=4)
         for k, (key, axis) in enumerate((("mean_anchors", sub[0]), ("mean_bits", sub[1]))):
@@ -105,9 +108,12 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
     ax.set_xlabel("delay target L_max (ms, mean per task)")
     ax.set_ylabel(f"energy per task ({unit})")
     n_feas = sum(_true(r["feasible"]) for r in bound)
-    ax.set_title(f"Energy per task against the delay target: the offline bound's frontier (lines, {n_feas}/{len(bound)} "
-                 "target pairs feasible)\nbeside the simulated policies; shaded: delay targets no policy can meet at "
-                 "that accuracy", fontsize=10)
+    gaps = [_f(r["optimality_gap"]) for r in rows if r["policy"] == "lyapunov" and r["optimality_gap"]]
+    ctl = (f"; the controller within {max(gaps):+.2%} of it where its decisions met the targets ({len(gaps)} pairs)"
+           if gaps else "")
+    ax.set_title(f"Energy per task against the delay target: the offline bound's frontier (lines; {n_feas}/{len(bound)} "
+                 f"target pairs feasible){ctl}\nmarkers: simulated policies (filled: both targets met), side by side "
+                 "at their delay target; shaded: delay targets below the least reachable delay", fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     handles = [h for h in handles if h.get_label() and not h.get_label().startswith("_")]
     handles += [Line2D([], [], ls="", marker=POLICY_MARKERS[p][0], color="gray", markeredgecolor="black",
@@ -116,8 +122,8 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
         handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", markeredgecolor="gray",
                               label="hollow: a target missed"))
     handles.append(Patch(color="gray", alpha=0.25, label="infeasible (below the least reachable delay)"))
-    ax.legend(handles=handles, fontsize=8, ncol=2, loc="upper right", title="bound: accuracy target A",
-              title_fontsize=8)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              title="bound: accuracy target A", title_fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     sub[0].set_yscale("log", base=2)
     for axis, title, ylabel in ((sub[0], "optimum's mean K (anchors)", "mean K"),
@@ -130,6 +136,12 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
         axis.set_title(title, fontsize=9.5)
         axis.grid(True, which="both", alpha=0.3)
     sub[2].set_ylim(-0.05, 1.05)
+    sub[0].yaxis.set_major_formatter(PLAIN)
+    sub[0].yaxis.set_minor_formatter(PLAIN)
+    for axis in (ax, *sub):
+        axis.xaxis.set_major_formatter(PLAIN)
+        axis.xaxis.set_minor_formatter(PLAIN)
+        axis.tick_params(axis="x", which="minor", labelsize=7)
     sub[2].legend(handles=[Line2D([], [], ls=s, color="black", label=e) for s, e in zip(ENCODER_STYLES, encoders)],
                   fontsize=8, title="encoder", title_fontsize=8)
     return save_figure(fig, png_path)

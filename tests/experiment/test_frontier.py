@@ -133,6 +133,29 @@ def test_a_pair_beyond_the_best_reachable_g_is_infeasible_and_feasibility_follow
 
 
 @pytest.mark.slow
+def test_the_least_reachable_delay_is_where_the_dual_turns_infeasible(frontier_dir, tiny_zoo):
+    """Just below the least reachable delay the oracle itself finds the pair infeasible; just above, feasible."""
+    scenario, out, _ = frontier_dir
+    plan = frontier_plan(scenario)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(frontier, "calibration_rows", lambda zoo, log=None: fake_calibration())
+    try:
+        controller = frontier.table_controller(scenario, plan, tiny_zoo, fake_calibration())
+    finally:
+        mp.undo()
+    gain, active = read_trace(out / "runs" / "max-accuracy" / "slots.csv", 1, 100)
+    trace = frontier.bound_trace(controller, gain, active, (100, 400))
+    bound = _bound(_rows(out))
+    a_min = _f(bound[(DELAYS[0], 0.85)]["accuracy_min"])
+    best_delay, best_acc = frontier.reachable(trace, a_min)
+    assert best_delay[0] == pytest.approx(_f(bound[(DELAYS[0], 0.85)]["best_delay_s"]))
+    assert frontier.bound_at(trace, best_delay[0] * 0.98, a_min).status == "infeasible"
+    assert frontier.bound_at(trace, best_delay[0] * 1.02, a_min).status != "infeasible"
+    assert frontier.bound_at(trace, 1.0, best_acc[0] + 1e-3).status == "infeasible"
+    assert frontier.bound_at(trace, 1.0, best_acc[0] - 1e-3).status != "infeasible"
+
+
+@pytest.mark.slow
 def test_the_frontier_bound_is_the_bound_the_runner_reports_at_that_pair(frontier_dir):
     _, out, _ = frontier_dir
     rows = _rows(out)
@@ -177,7 +200,7 @@ def test_the_controller_is_never_below_the_frontier_by_more_than_its_noise(front
 
 def test_the_plan_takes_flags_over_the_section_over_the_defaults(sweep_scenario):
     plan = frontier_plan(sweep_scenario)
-    assert len(plan.delay_targets_s) == 8 and plan.delay_targets_s[0] == pytest.approx(0.001)
+    assert len(plan.delay_targets_s) == 8 and plan.delay_targets_s[0] == pytest.approx(0.0004)
     assert plan.delay_targets_s[-1] == pytest.approx(0.004)
     assert plan.accuracy_targets == (0.78, 0.79, 0.8, 0.81)
     assert plan.run_delay_targets_s == plan.delay_targets_s[1::2] and plan.run_accuracy_targets == (0.79, 0.81)
