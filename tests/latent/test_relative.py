@@ -141,3 +141,107 @@ def test_standardized_cosine_is_the_cosine_of_anchor_z_scores_and_ignores_consta
     moved = x.clone()
     moved[:, 2] += 100.0  # a sample that differs only there is just as similar to every anchor
     assert torch.allclose(relative_projection(moved, a, ["cosine"], standardize=True), r, atol=1e-5)
+
+
+def _naive_cosine(x: torch.Tensor, a: torch.Tensor, center: bool, standardize: bool) -> torch.Tensor:
+    """The definition, in float64, without any of the projector's rearrangements."""
+    x, a = x.double(), a.double()
+    if standardize:
+        mu, sd = a.mean(0), a.std(0, unbiased=False)
+        w = torch.where(sd > 1e-12, 1.0 / sd.clamp_min(1e-12), torch.zeros_like(sd))
+        x, a = (x - mu) * w, (a - mu) * w
+    if center or standardize:
+        mu = a.mean(0)
+        x, a = x - mu, a - mu
+    return torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(a, dim=1).T
+
+
+def _zscore_error(x: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+    """(n, K) bound on what float32 anchor statistics move each standardized cosine by.
+
+    The float32 map (x − ā)w rounds x − ā relative to its operands (ε(|x| + |ā|) per entry,
+    the mean ā itself ε|ā| more), and its scales w = 1/σ carry a relative error of about
+    2ε max|a|/σ from the two-pass variance; moving a vector by Δz moves its cosine by at most
+    2‖Δz‖/‖z‖, and rescaling dimensions by 1 + δ moves it by at most 2 max δ.
+    """
+    x, a = x.double(), a.double()
+    mu, sd = a.mean(0), a.std(0, unbiased=False)
+    w = torch.where(sd > 1e-12, 1.0 / sd.clamp_min(1e-12), torch.zeros_like(sd))
+    za = (a - mu) * w
+    shift = mu + za.mean(0) / torch.where(w != 0, w, torch.ones_like(w))
+    zx, za = (x - shift) * w, za - za.mean(0)
+
+    def one(v, z):
+        return 2 * (2 * eps * (v.abs() + 2 * mu.abs()) * w).norm(dim=1) / z.norm(dim=1).clamp_min(1e-300)
+    scale = 2 * 2 * eps * float((a.abs().amax(0) * w).max())
+    return one(x, zx)[:, None] + one(a, za)[None, :] + 2 * scale
+
+
+variants = st.sampled_from([(False, False), (True, False), (False, True)])  # (center, standardize)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=st.integers(2, 64), k=st.integers(1, 40), offset=st.floats(-5, 5), variant=variants)
+def test_float32_cosine_matches_the_definition(seed, d, k, offset, variant):
+    """The matmul-then-scale form (rank-1 centring, norms from the expansion) equals the definition.
+
+    A float32 dot product of unit vectors errs by at most γ_d = dε (Cauchy–Schwarz bounds
+    Σ|x̂_i||â_i| by 1); norms, the bias and the row scaling add a few ε. The centred expansion
+    ‖x‖² − 2x·μ + ‖μ‖² errs by ~4ε(‖x‖² + ‖μ‖²), at most 4·10³ε relative to ‖x − μ‖² (closer rows
+    are recomputed directly), half of that after the square root.
+    """
+    center, standardize = variant
+    x, a = _data(seed, 23, k, d)
+    x, a = (x + offset).float(), (a + offset).float()
+    r = relative_projection(x, a, ["cosine"], center, standardize)
+    eps = torch.finfo(torch.float32).eps
+    tol = (d + 10) * eps + (2e3 * eps if center else 0.0) + (_zscore_error(x, a, eps) if standardize else 0.0)
+    assert r.dtype == torch.float32
+    assert torch.all((r.double() - _naive_cosine(x, a, center, standardize)).abs() <= tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=st.integers(2, 256), k=st.integers(1, 64), offset=st.floats(-3, 3), variant=variants)
+def test_bfloat16_cosine_stays_within_the_rounding_bound(seed, d, k, offset, variant):
+    """A bfloat16 input keeps bfloat16 through the matmul: each cosine within 6u + 2dε₃₂ of the exact one.
+
+    u = 2⁻⁸ is bfloat16's unit roundoff (8-bit significand). Rounding the unit anchors moves a
+    cosine by at most 2u, rounding x − μ (centred or z-scored inputs) by 2u more; the GEMM's
+    bfloat16 output and the scaled result are each rounded once more (|r| ≤ 1: u each); the
+    float32 accumulation over d terms adds dε₃₂, the float32 norms as much again.
+    """
+    center, standardize = variant
+    x, a = _data(seed, 19, k, d)
+    xb = (x + offset).to(torch.bfloat16)
+    a = (a + offset).float()
+    r = relative_projection(xb, a, ["cosine"], center, standardize)
+    assert r.dtype == torch.bfloat16
+    u, eps = 2.0 ** -8, torch.finfo(torch.float32).eps
+    exact = _naive_cosine(xb.double(), a, center, standardize)  # the same bfloat16 inputs, exactly
+    tol = 6 * u + 2 * d * eps + (_zscore_error(xb, a, eps) if standardize else 0.0)
+    assert torch.all((r.double() - exact).abs() <= tol)
+    assert relative_projection(xb, a, ["cosine"], center, standardize, dtype=torch.float32).dtype == torch.float32
+
+
+def test_low_precision_product_space_keeps_the_requested_dtype():
+    x, a = _data(8, 30, 5, 16)
+    r = relative_projection(x.to(torch.bfloat16), a.float(), ["cosine", "euclidean"], center=True)
+    ref = relative_projection(x.to(torch.bfloat16).float(), a.float(), ["cosine", "euclidean"], center=True)
+    assert r.dtype == torch.bfloat16 and r.shape == (30, 10)
+    # distances compute in float32 and are rounded once at the end: relative error u
+    assert torch.allclose(r[:, 5:].float(), ref[:, 5:], rtol=2.0 ** -8, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("variant", [(False, False), (True, False), (False, True)])
+def test_cuda_projector_matches_the_cpu_one(variant):
+    """On a GPU the centred path takes x·μ from an augmented GEMM; the values are the CPU's to float32 rounding."""
+    center, standardize = variant
+    x, a = _data(9, 500, 48, 32)
+    x, a = (x + 1).float(), (a + 1).float()
+    proj = RelativeProjector.fit(a, ["cosine", "euclidean"], center, standardize)
+    on_gpu = proj.to("cuda")
+    assert torch.allclose(on_gpu(x.cuda()).cpu(), proj(x), atol=2e-5)
+    exact = _naive_cosine(x.to(torch.bfloat16).double(), a, center, standardize)
+    low = on_gpu(x.cuda().to(torch.bfloat16))[:, :48].cpu().double()
+    assert (low - exact).abs().max() <= 6 * 2.0 ** -8 + 2 * 32 * torch.finfo(torch.float32).eps
