@@ -5,7 +5,9 @@ change speed mid-job. This is a fluid server driven by SimPy timeouts instead: e
 its remaining cycles; between two changes (an arrival, a completion, a share or speed change)
 each job in service runs at a constant rate, so the next completion time is exact. A change
 re-plans the next completion; the stale timeout is ignored (version check), since SimPy events
-cannot be cancelled.
+cannot be cancelled. FIFO, with one job in service, takes a short path through the same formulas,
+and a partitioned CPU keeps the list of its busy slices, so an event costs what is in service,
+not what the server could serve.
 
 Policies, for a CPU of clock ``F`` (Hz) and slowdown factor ``φ`` (1 normally, from the fault
 schedule):
@@ -24,6 +26,7 @@ per cycle.
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections import deque
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -68,10 +71,12 @@ class SharedCpu:
         self.cpu_hz = float(cpu_hz)
         self.kappa = float(kappa)
         self.policy = policy
+        self._fifo = policy == "fifo"
         self.on_done = on_done
         n_classes = max(1, int(n_classes))
         self._queues: list[deque] = [deque() for _ in range(n_classes if policy == "partitioned" else 1)]
         self.shares = [1.0 / n_classes] * n_classes
+        self._busy: list[int] = []  # partitioned: slices with jobs, in slice order
         self.n_jobs = 0
         self.energy_j = 0.0
         self.busy_s = 0.0
@@ -91,14 +96,25 @@ class SharedCpu:
         if self.policy == "processor-sharing":
             q = self._queues[0]
             return [(job, phi * f / len(q), f) for job in q]
-        return [(q[0], phi * s * f, s * f) for q, s in zip(self._queues, self.shares) if q]
+        queues, shares = self._queues, self.shares
+        return [(queues[c][0], phi * shares[c] * f, shares[c] * f) for c in self._busy]
 
-    def _advance(self) -> None:
+    def _advance(self, serving: list | None = None) -> None:
+        """Run the jobs in service from the last change to now (``serving``: :meth:`_serving` of now, if known)."""
         now = self.env.now
         dt = now - self._t
         if dt > 0.0 and self.n_jobs:
             self.busy_s += dt
-            for job, rate, clock in self._serving():
+            if self._fifo:  # the head job alone, at φ F (as _serving gives it)
+                f, job = self.cpu_hz, self._queues[0][0]
+                done = min(self.factor * f * dt, job.remaining)
+                job.remaining -= done
+                energy = self.kappa * f * f * done
+                job.e_srv += energy
+                self.energy_j += energy
+                self._t = now
+                return
+            for job, rate, clock in (self._serving() if serving is None else serving):
                 done = min(rate * dt, job.remaining)
                 job.remaining -= done
                 energy = self.kappa * clock * clock * done
@@ -108,6 +124,11 @@ class SharedCpu:
 
     def _replan(self) -> None:
         self._version += 1
+        if self._fifo:
+            q, rate = self._queues[0], self.factor * self.cpu_hz
+            if q and rate > 0.0:
+                self.env.timeout(max(q[0].remaining / rate, 0.0)).callbacks.append(partial(self._fire, self._version))
+            return
         best = math.inf
         for job, rate, _ in self._serving():
             if rate > 0.0:
@@ -118,18 +139,22 @@ class SharedCpu:
     def _fire(self, version: int, _event: simpy.Event) -> None:
         if version != self._version:
             return  # superseded by a later plan
-        self._advance()
+        serving = self._serving()
+        self._advance(serving)
         now = self.env.now
         # Done: (almost) no work left, or so little that finishing it would not move the clock.
-        finished = [job for job, rate, _ in self._serving()
+        finished = [job for job, rate, _ in serving
                     if job.remaining <= _DONE_RTOL * job.rx_cycles
                     or (rate > 0.0 and now + job.remaining / rate <= now)]
+        partitioned = self.policy == "partitioned"
         for job in finished:
-            q = self._queues[job.cpu_class if self.policy == "partitioned" else 0]
+            q = self._queues[job.cpu_class if partitioned else 0]
             if q[0] is job:
                 q.popleft()
             else:
                 q.remove(job)
+            if partitioned and not q:
+                self._busy.remove(job.cpu_class)
             self.n_jobs -= 1
         self._replan()
         for job in finished:
@@ -146,6 +171,8 @@ class SharedCpu:
         self._advance()
         q.append(job)
         self.n_jobs += 1
+        if self.policy == "partitioned":
+            insort(self._busy, job.cpu_class)
         self._replan()
 
     def set_shares(self, shares: Sequence[float]) -> None:
