@@ -208,6 +208,8 @@ class Transmitter:
         task.payload_bits = st.payload_bits[i]
         task.coded = self.coded
         airtime, snr = st.airtime_s[i], st.snr[i]
+        if self.coded:  # the slot's packet: its error probability was computed with the other devices'
+            self._eps_key, self._eps = (world.slot, task.payload_bits, airtime), st.eps[i]
         lost = self.coded and self._uniform() < self._packet_error(task, snr, airtime)
         task.rate_bps, task.power_w, task.snr = st.rate_bps[i], st.power_w[i], snr
         task.attempts += 1

@@ -47,7 +47,7 @@ from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
 from simulator import __version__
-from simulator.channel import linear_to_db, power_for_rate_w, snr
+from simulator.channel import fbl_error_probability, linear_to_db, power_for_rate_w, snr
 from simulator.config import Scenario
 from simulator.control import Feedback, NetworkSpec, Observation, anchor_options, build_controller
 from simulator.errors import ScenarioError
@@ -108,13 +108,16 @@ class SlotState:
     ``duration_s`` (``W_tx / f``), ``e_cpu_j`` (``κ f² W_tx``), ``payload_bits`` (``N``) and
     ``airtime_s`` (``N / R``; analog ``⌈K·spaces/2⌉ / B``). Set on the slot's first attempt
     (:meth:`World.link_state`): ``power_w`` (the power the rate needs, capped at ``P_max``),
-    ``outage``, ``snr`` and ``e_tx_j`` (``p · airtime`` at the power used, ``P_max`` in outage).
+    ``outage``, ``snr``, ``e_tx_j`` (``p · airtime`` at the power used, ``P_max`` in outage) and,
+    when some device codes its packets, ``eps``: the finite-blocklength error probability of the
+    slot's packet (:func:`~simulator.channel.fbl_error_probability`, ``n = max(1, B · airtime)``;
+    1 where the device does not code, sends nothing or is in outage).
     ``next_slot`` is an event that fires when the next slot opens (devices held by the controller
     wait on it).
     """
 
     __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "work",
-                 "duration_s", "e_cpu_j", "payload_bits", "airtime_s", "e_tx_j", "next_slot")
+                 "duration_s", "e_cpu_j", "payload_bits", "airtime_s", "e_tx_j", "eps", "next_slot")
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,7 @@ class World:
         self.slot_end_s = 0.0  # event time of the current slot's end (no slot open: nothing fits before it)
         self._kappa = np.array([t.cpu.kappa for t in txs])
         self._rx_of = self.receiver_of.tolist()
+        self._coded = np.array([tx.coded for tx in self.transmitters], dtype=bool)
         self._next_task_id = 0
         self._delivered: list[Task] = []
         self.tx_tally = [TaskTally() for _ in txs]
@@ -419,7 +423,7 @@ class World:
         st.work, st.duration_s = work.tolist(), duration.tolist()
         st.e_cpu_j = (self._kappa * cpu_hz * cpu_hz * work).tolist()
         st.payload_bits, st.airtime_s = payload.tolist(), airtime.tolist()
-        self._airtime = airtime
+        self._airtime, self._payload_bits = airtime, payload
 
     def _link_budget(self, rate: np.ndarray, gain: np.ndarray, r_max: np.ndarray):
         """Power, outage flag and SNR of the chosen rates; any shape broadcasting against (n_tx,).
@@ -445,6 +449,12 @@ class World:
             st.power_w, st.outage, st.snr = power.tolist(), outage.tolist(), gamma.tolist()
             with np.errstate(invalid="ignore"):
                 st.e_tx_j = (np.where(outage, self.links.max_power_w, power) * self._airtime).tolist()
+            if self._coded.any():  # packet error probability of the slot's packet, coded devices only
+                eps = np.ones(len(power))
+                c = self._coded & (blk["rate"][b] > 0) & ~outage
+                n = np.maximum(1.0, self.links.bandwidth_hz[c] * self._airtime[c])
+                eps[c] = fbl_error_probability(gamma[c], n, self._payload_bits[c])
+                st.eps = eps.tolist()
         return st
 
     def _close_slot(self, s: int) -> None:
@@ -514,9 +524,34 @@ class World:
     def _flush(self) -> None:
         if self._delivered:
             self.resolver.resolve(self._delivered)
-            for task in self._delivered:
-                self._record(task)
+            self._record_delivered(self._delivered)
             self._delivered = []
+
+    def _record_delivered(self, tasks: list[Task]) -> None:
+        """:meth:`_record` of delivered tasks, in order, their rows written at once (the same rows)."""
+        tallies, add_delay, add_window = self.tx_tally, self.delays.add, self.window.add
+        tx_ids, rx_ids, label, log10 = self.tx_ids, self.rx_ids, self.resolver.label, math.log10
+        rows = []
+        for task in tasks:
+            tally = tallies[task.tx]
+            delay = task.end_s - task.arrival_s
+            tally.delivered += 1
+            tally.correct += bool(task.correct)
+            tally.delay_sum_s += delay
+            add_delay(delay)
+            tally.bits_sent += task.bits_sent
+            e_tx, e_cpu, e_srv = task.e_tx, task.e_cpu, task.e_srv
+            add_window(task.arrival_s, "delivered", delay, task.correct, e_tx, e_cpu, e_srv)
+            rows.append((
+                task.id, tx_ids[task.tx], rx_ids[task.rx], task.sample, label(task.sample),
+                task.arrival_s, task.end_s, delay, "delivered", task.reason, task.encoder, task.rx_encoder,
+                task.anchors or None, task.bits or None, task.cpu_hz or None, task.rate_bps or None,
+                task.power_w if task.attempts else None, task.payload_bits, task.bits_sent, task.attempts,
+                task.retries, 10.0 * log10(task.snr) if task.snr > 0 else None, e_tx, e_cpu, e_srv,
+                e_tx + e_cpu + e_srv, task.prediction, None if task.correct is None else int(task.correct)))
+        self._tasks_csv.writerows(rows)
+        if self._keys is not None:
+            self._keys.writerows([self._merge_key(task) for task in tasks])
 
     def _record(self, task: Task) -> None:
         tally = self.tx_tally[task.tx]
