@@ -1,7 +1,12 @@
 """Network scale: peak memory and simulated tasks/s against the number of devices, and what holds the memory.
 
 Run ``python benchmarks/bench_scale.py [--devices 20 200 2000] [--repeats 3] [--slots 100]``;
-prints a markdown table. ``--tracemalloc 50 200`` instead compares what the world allocates at
+prints a markdown table. ``--baseline DIR`` measures another checkout too (e.g. ``git worktree add
+/tmp/base COMMIT``): its own ``benchmarks/bench_scale.py --child`` with ``PYTHONPATH=DIR``, on the
+same scenario files, alternating with this tree run by run, and adds the after/before ratios.
+``--plot PATH`` draws peak RSS and tasks/s against the device count (log–log; both trees with
+``--baseline``); ``--save PATH`` keeps the measured points as JSON and ``--replot PATH`` redraws
+from such a file. ``--tracemalloc 50 200`` instead compares what the world allocates at
 two device counts, grouped by traceback, and prints the largest per-device growth.
 ``run()`` returns the rows (keys ``name``, ``value``, ``unit``, ``note``). Needs the encoders of
 ``scenarios/mismatch.yaml`` (trained on first use and cached).
@@ -116,28 +121,44 @@ def _child(path: Path, trace_frames: int) -> None:
                       "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "traced": groups}))
 
 
-def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0) -> dict:
+def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0, tree: Path = ROOT) -> dict:
+    """One fresh subprocess run of ``tree``'s bench_scale child (its own ``simulator`` on ``PYTHONPATH``)."""
     path = folder / f"scale-{devices}.json"
     if not path.exists():
         path.write_text(json.dumps(scale_scenario(devices, slots)))
-    out = subprocess.run([sys.executable, __file__, "--child", str(path), "--frames", str(trace_frames)],
-                         check=True, capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    script = tree / "benchmarks" / "bench_scale.py"
+    out = subprocess.run([sys.executable, str(script), "--child", str(path), "--frames", str(trace_frames)],
+                         check=True, capture_output=True, text=True, cwd=tree, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(devices: tuple[int, ...], slots: int = 100, repeats: int = 3, single_above: int = 2000) -> list[dict]:
-    """One dict per size: devices, tasks, peak RSS (bytes) and tasks/s, medians over the runs."""
-    out = []
+def _point(n: int, runs: list[dict]) -> dict:
+    rates = [r["tasks"] / r["run_s"] for r in runs]
+    return {"devices": n, "runs": len(runs), "tasks": runs[0]["tasks"],
+            "peak_rss_b": statistics.median(r["peak_rss_b"] for r in runs),
+            "tasks_per_s": statistics.median(rates), "all_tasks_per_s": rates,
+            "build_s": statistics.median(r["build_s"] for r in runs)}
+
+
+def measure(devices: tuple[int, ...], slots: int = 100, repeats: int = 3, single_above: int = 2000,
+            trees: tuple[Path, ...] = (ROOT,)) -> list[list[dict]]:
+    """Per tree, one dict per size: devices, tasks, peak RSS (bytes) and tasks/s, medians over the runs.
+
+    The trees' runs alternate (this tree, the next, …, then the next repeat), on the same scenario
+    files, so a change in the machine's load falls on all of them alike.
+    """
+    out: list[list[dict]] = [[] for _ in trees]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for n in devices:
-            runs = [_run_child(n, slots, Path(tmp)) for _ in range(repeats if n <= single_above else 1)]
-            rates = [r["tasks"] / r["run_s"] for r in runs]
-            out.append({"devices": n, "runs": len(runs), "tasks": runs[0]["tasks"],
-                        "peak_rss_b": statistics.median(r["peak_rss_b"] for r in runs),
-                        "tasks_per_s": statistics.median(rates), "all_tasks_per_s": rates,
-                        "build_s": statistics.median(r["build_s"] for r in runs)})
-            print(f"{n} devices: {out[-1]['peak_rss_b'] / MIB:.0f} MiB, {out[-1]['tasks_per_s']:.0f} tasks/s",
-                  file=sys.stderr, flush=True)
+            runs: list[list[dict]] = [[] for _ in trees]
+            for _ in range(repeats if n <= single_above else 1):
+                for k, tree in enumerate(trees):
+                    runs[k].append(_run_child(n, slots, Path(tmp), tree=tree))
+            for k, tree in enumerate(trees):
+                out[k].append(_point(n, runs[k]))
+                print(f"{tree}: {n} devices: {out[k][-1]['peak_rss_b'] / MIB:.0f} MiB, "
+                      f"{out[k][-1]['tasks_per_s']:.0f} tasks/s", file=sys.stderr, flush=True)
     return out
 
 
@@ -168,6 +189,51 @@ def rows(points: list[dict], slots: int) -> list[dict]:
     return out
 
 
+def comparison_rows(after: list[dict], before: list[dict], label: str) -> list[dict]:
+    """After/before ratios of tasks/s and peak RSS per size (both measured alternately in one run)."""
+    out = []
+    for a, b in zip(after, before):
+        out.append(dict(name=f"scale[{a['devices']} devices]: tasks/s after / before", unit="x",
+                        value=a["tasks_per_s"] / b["tasks_per_s"],
+                        note=f"before ({label}): {b['tasks_per_s']:.0f} tasks/s, {b['peak_rss_b'] / MIB:.0f} MiB "
+                             f"({', '.join(f'{r:.0f}' for r in b['all_tasks_per_s'])})"))
+    if len(before) >= 2:
+        out.append(dict(name=f"scale (before): tasks/s at {before[-1]['devices']} / at {before[0]['devices']} devices",
+                        value=before[-1]["tasks_per_s"] / before[0]["tasks_per_s"], unit="x", note=label))
+    return out
+
+
+def plot(series: list[tuple[str, list[dict]]], path: Path) -> Path:
+    """Peak RSS (MiB) and simulated tasks/s against the device count, log–log, one line per series."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_mem, ax_rate) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for (label, points), marker in zip(series, "os^D"):
+        n = [p["devices"] for p in points]
+        ax_mem.plot(n, [p["peak_rss_b"] / MIB for p in points], marker=marker, label=label)
+        ax_rate.plot(n, [p["tasks_per_s"] for p in points], marker=marker, label=label)
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    for ax, what in ((ax_mem, "peak RSS (MiB)"), (ax_rate, "simulated tasks per second (tasks/s)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("devices (transmitters; one server per ten)")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    ax_mem.set_title("Memory: whole process (VmHWM)")
+    ax_rate.set_title("Throughput: tasks arrived / World.run wall time")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def trace_growth(small: int, large: int, slots: int = 100, frames: int = 6, top: int = 12) -> list[tuple]:
     """Tracebacks whose live allocations grow most between ``small`` and ``large`` devices.
 
@@ -194,6 +260,10 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--single-above", type=int, default=2000, help="one run (not repeats) above this size")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to measure alternately")
+    parser.add_argument("--plot", type=Path, default=None, help="write the log-log figure here (PNG)")
+    parser.add_argument("--save", type=Path, default=None, help="keep the measured points here (JSON)")
+    parser.add_argument("--replot", type=Path, default=None, help="redraw --plot from a --save file, measure nothing")
     parser.add_argument("--tracemalloc", type=int, nargs=2, metavar=("SMALL", "LARGE"), default=None)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
@@ -203,9 +273,31 @@ def main() -> None:
     elif args.tracemalloc:
         for per_device, count, where in trace_growth(*args.tracemalloc, slots=args.slots):
             print(f"{per_device / KIB:9.1f} KiB/device  {count:8d} blocks  " + " <- ".join(reversed(where)))
+    elif args.replot:
+        saved = json.loads(args.replot.read_text())
+        print(plot([(s["label"], s["points"]) for s in saved], args.plot or args.replot.with_suffix(".png")))
     else:
-        points = measure(tuple(args.devices), args.slots, args.repeats, args.single_above)
-        print(markdown_table(rows(points, args.slots)))
+        trees = (ROOT,) + ((args.baseline.resolve(),) if args.baseline else ())
+        measured = measure(tuple(args.devices), args.slots, args.repeats, args.single_above, trees)
+        table = rows(measured[0], args.slots)
+        series = [("this tree", measured[0])]
+        if args.baseline:
+            label = _describe(args.baseline)
+            table += comparison_rows(measured[0], measured[1], label)
+            series = [(f"after ({_describe(ROOT)})", measured[0]), (f"before ({label})", measured[1])]
+        print(markdown_table(table))
+        if args.save:
+            args.save.write_text(json.dumps([{"label": lb, "points": pts} for lb, pts in series], indent=1))
+        if args.plot:
+            print(f"figure: {plot(series, args.plot)}", file=sys.stderr)
+
+
+def _describe(tree: Path) -> str:
+    """The checkout's commit (short hash), with '+changes' when its work tree differs from it."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", "-C", str(tree), *cmd], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or str(tree)
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 if __name__ == "__main__":
