@@ -190,31 +190,28 @@ class Transmitter:
         (nothing done) when the encoding would end at or after the slot's end or past the
         deadline, or when the slot holds the device or its channel cannot carry the rate.
         """
-        world, st, i = self.world, self.world.state, self.index
-        enc, f = st.encoder[i], st.cpu_hz[i]
+        world, i = self.world, self.index
+        enc, k, bits, f, rate, work, duration, e_cpu, payload, airtime = world.state.device[i]
         if self.sample_cycles and enc in self.sample_cycles:
-            work = st.work[i] + float(self.sample_cycles[enc][task.sample])
+            work += float(self.sample_cycles[enc][task.sample])
             duration, e_cpu = work / f, compute_energy_j(self.kappa, f, work)
-        else:
-            duration, e_cpu = st.duration_s[i], st.e_cpu_j[i]
         end_encode = self.env.now + duration  # the time a timeout of ``duration`` would fire at
-        if not (end_encode < world.slot_end_s and end_encode <= task.deadline_s and st.rate_bps[i] > 0.0):
+        if not (end_encode < world.slot_end_s and end_encode <= task.deadline_s and rate > 0.0):
             return None
-        st = world.link_state()
-        if st.outage[i]:
+        outage, power, snr, e_tx, eps = world.link_state().link[i]
+        if outage:
             return None
-        task.encoder, task.anchors, task.bits, task.cpu_hz = enc, st.anchors[i], st.bits[i], f
+        task.encoder, task.anchors, task.bits, task.cpu_hz = enc, k, bits, f
         self._charge_cpu(task, e_cpu)
-        task.payload_bits = st.payload_bits[i]
+        task.payload_bits = payload
         task.coded = self.coded
-        airtime, snr = st.airtime_s[i], st.snr[i]
         if self.coded:  # the slot's packet: its error probability was computed with the other devices'
-            self._eps_key, self._eps = (world.slot, task.payload_bits, airtime), st.eps[i]
+            self._eps_key, self._eps = (world.slot, payload, airtime), eps
         lost = self.coded and self._uniform() < self._packet_error(task, snr, airtime)
-        task.rate_bps, task.power_w, task.snr = st.rate_bps[i], st.power_w[i], snr
+        task.rate_bps, task.power_w, task.snr = rate, power, snr
         task.attempts += 1
-        task.bits_sent += task.payload_bits
-        self._charge_tx(task, st.e_tx_j[i])
+        task.bits_sent += payload
+        self._charge_tx(task, e_tx)
         return end_encode + airtime, lost
 
     def _fault_end(self, intervals: IntervalSet) -> float:

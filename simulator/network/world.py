@@ -104,20 +104,21 @@ class SlotState:
     """The decision in force during the current slot and what it costs: Python lists indexed by transmitter.
 
     Set when a decision changes (vectorized over devices): ``encoder`` (id), ``anchors``, ``bits``,
-    ``rate_bps``, ``cpu_hz``, ``work`` (``W_tx`` cycles at the encoder's mean FLOPs),
-    ``duration_s`` (``W_tx / f``), ``e_cpu_j`` (``κ f² W_tx``), ``payload_bits`` (``N``) and
-    ``airtime_s`` (``N / R``; analog ``⌈K·spaces/2⌉ / B``). Set on the slot's first attempt
+    ``rate_bps``, ``cpu_hz``, and ``device``: per device the tuple ``(encoder, K, b, f, R, W_tx,
+    W_tx / f, κ f² W_tx, N, airtime)`` (``W_tx`` cycles at the encoder's mean FLOPs, payload ``N``
+    bits, airtime ``N / R`` s; analog ``⌈K·spaces/2⌉ / B``). Set on the slot's first attempt
     (:meth:`World.link_state`): ``power_w`` (the power the rate needs, capped at ``P_max``),
-    ``outage``, ``snr``, ``e_tx_j`` (``p · airtime`` at the power used, ``P_max`` in outage) and,
-    when some device codes its packets, ``eps``: the finite-blocklength error probability of the
-    slot's packet (:func:`~simulator.channel.fbl_error_probability`, ``n = max(1, B · airtime)``;
-    1 where the device does not code, sends nothing or is in outage).
+    ``outage``, ``snr``, and ``link``: per device ``(outage, power, snr, e_tx, eps)`` with ``e_tx =
+    p · airtime`` at the power used (``P_max`` in outage) and ``eps`` the finite-blocklength error
+    probability of the slot's packet for a device that codes it
+    (:func:`~simulator.channel.fbl_error_probability`, ``n = max(1, B · airtime)``; else 1).
+    One tuple per device keeps what a task reads of its slot together in memory.
     ``next_slot`` is an event that fires when the next slot opens (devices held by the controller
     wait on it).
     """
 
-    __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "work",
-                 "duration_s", "e_cpu_j", "payload_bits", "airtime_s", "e_tx_j", "eps", "next_slot")
+    __slots__ = ("encoder", "anchors", "bits", "rate_bps", "power_w", "outage", "snr", "cpu_hz", "device", "link",
+                 "next_slot")
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ class World:
                     rx.cpu.set_shares([shares[i] for i in rx.slot_of])
             self._last_decision = dec
             self._plan(st)
-        st.power_w = st.outage = st.snr = st.e_tx_j = None  # computed when the slot's first attempt needs them
+        st.power_w = st.outage = st.snr = st.link = None  # computed when the slot's first attempt needs them
         wake, st.next_slot = st.next_slot, self.env.event()
         wake.succeed()
 
@@ -420,9 +421,8 @@ class World:
             else:
                 payload = anchors * self.n_spaces * np.array(st.bits, dtype=np.int64) + self.header_bits
                 airtime = payload / np.array(st.rate_bps, dtype=np.float64)
-        st.work, st.duration_s = work.tolist(), duration.tolist()
-        st.e_cpu_j = (self._kappa * cpu_hz * cpu_hz * work).tolist()
-        st.payload_bits, st.airtime_s = payload.tolist(), airtime.tolist()
+        st.device = list(zip(st.encoder, st.anchors, st.bits, st.cpu_hz, st.rate_bps, work.tolist(), duration.tolist(),
+                             (self._kappa * cpu_hz * cpu_hz * work).tolist(), payload.tolist(), airtime.tolist()))
         self._airtime, self._payload_bits = airtime, payload
 
     def _link_budget(self, rate: np.ndarray, gain: np.ndarray, r_max: np.ndarray):
@@ -448,13 +448,13 @@ class World:
             power, outage, gamma = self._link_budget(blk["rate"][b], blk["gain"][b], blk["r_max"][b])
             st.power_w, st.outage, st.snr = power.tolist(), outage.tolist(), gamma.tolist()
             with np.errstate(invalid="ignore"):
-                st.e_tx_j = (np.where(outage, self.links.max_power_w, power) * self._airtime).tolist()
+                e_tx = np.where(outage, self.links.max_power_w, power) * self._airtime
+            eps = np.ones(len(power))
             if self._coded.any():  # packet error probability of the slot's packet, coded devices only
-                eps = np.ones(len(power))
                 c = self._coded & (blk["rate"][b] > 0) & ~outage
                 n = np.maximum(1.0, self.links.bandwidth_hz[c] * self._airtime[c])
                 eps[c] = fbl_error_probability(gamma[c], n, self._payload_bits[c])
-                st.eps = eps.tolist()
+            st.link = list(zip(st.outage, st.power_w, st.snr, e_tx.tolist(), eps.tolist()))
         return st
 
     def _close_slot(self, s: int) -> None:
