@@ -1,4 +1,4 @@
-"""The links of a network: bandwidth split, large-scale gain, per-slot fading gains and R_max, by chunks of slots.
+"""The links of a network: bandwidth split, gains and R_max by chunks of slots, and each slot's link budget.
 
 Model (DESIGN §2): the gain of link i in slot t is ``g_t = PL(d_i) · S_i · |h_t|²`` with
 ``E|h|² = 1`` (:mod:`simulator.channel.fading`), ``S_i`` a static log-normal shadowing draw
@@ -21,8 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from simulator.channel import (db_to_linear, fixed_loss_gain, gain_trace, jakes_rho, log_distance_gain,
-                               max_rate_bps, noise_psd_w_hz, shadowing_gain)
+from simulator.channel import (db_to_linear, fbl_error_probability, fixed_loss_gain, gain_trace, jakes_rho,
+                               log_distance_gain, max_rate_bps, noise_psd_w_hz, power_for_rate_w, shadowing_gain, snr)
 from simulator.config import ChannelConfig, ReceiverConfig, TransmitterConfig
 from simulator.rng import SeedTree
 
@@ -81,6 +81,8 @@ class LinkTable:
     noise_psd_w_hz : float
     gap : float
         ``Γ``, linear.
+    analog : bool
+        The channel carries analog symbols (no outage: a weaker link gives a noisier copy).
     """
 
     def __init__(self, channel: ChannelConfig, transmitters: Sequence[TransmitterConfig],
@@ -101,6 +103,7 @@ class LinkTable:
         self.noise_psd_w_hz = float(noise_psd_w_hz(channel.noise_psd_dbm_hz))
         self.gap = float(db_to_linear(channel.snr_gap_db))
         self.max_power_w = np.asarray(max_power_w, dtype=np.float64)
+        self.analog = channel.mode == "analog"
         self.rho = [jakes_rho(link.doppler_hz, slot_s) if link.doppler_hz > 0 else 0.0 for link in self.links]
         self._gens = [seeds.child("fading", tx.id).numpy() for tx in transmitters]
         self.chunk_slots = int(chunk_slots)
@@ -152,6 +155,56 @@ class LinkTable:
             self._fill(slot)
             row = 0
         return self._gain[row], self._r_max[row]
+
+    def budget(self, rate_bps: np.ndarray, gain: np.ndarray, r_max_bps: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Power (W), outage flag and SNR of sending at ``rate_bps``; arrays broadcasting against (n_tx,).
+
+        ``p = min(Γ (2^{R/B} − 1) N0 B / g, P_max)`` (:func:`~simulator.channel.power_for_rate_w`);
+        a rate above ``R_max`` (beyond a relative 1e-9) is in outage, and the attempt goes out at
+        ``P_max`` (the caller charges it); analog mode has no outage. SNR ``γ = p g / (N0 B)``
+        (:func:`~simulator.channel.snr`, per complex symbol) at the capped power; 0 when ``R = 0``.
+        """
+        power = np.minimum(power_for_rate_w(rate_bps, gain, self.noise_psd_w_hz, self.bandwidth_hz, self.gap),
+                           self.max_power_w)
+        if self.analog:
+            outage = np.zeros(np.shape(power), dtype=bool)
+        else:
+            outage = (rate_bps > 0) & (rate_bps > r_max_bps * (1.0 + 1e-9))
+        return power, outage, snr(power, gain, self.noise_psd_w_hz, self.bandwidth_hz)
+
+    def attempts(self, rate_bps: np.ndarray, gain: np.ndarray, r_max_bps: np.ndarray, airtime_s: np.ndarray,
+                 payload_bits: np.ndarray, coded: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One slot's attempt of every link, vectorized: :meth:`budget`, its energy and its packet error probability.
+
+        Parameters
+        ----------
+        rate_bps, gain, r_max_bps : numpy.ndarray, shape (n_tx,)
+            The slot's chosen rates (bit/s; 0 sends nothing), gains (linear) and ``R_max`` (bit/s).
+        airtime_s : numpy.ndarray, shape (n_tx,)
+            Airtime ``T`` of the slot's packet (s).
+        payload_bits : numpy.ndarray of int, shape (n_tx,)
+            Its size ``N`` (bits).
+        coded : numpy.ndarray of bool, shape (n_tx,)
+            Devices whose packets are coded at finite blocklength.
+
+        Returns
+        -------
+        power_w, outage, snr, energy_j, error_probability : numpy.ndarray, shape (n_tx,)
+            ``energy_j = p T`` at the power used (``P_max`` in outage; NaN where nothing is sent);
+            ``error_probability`` is ``ε`` of :func:`~simulator.channel.fbl_error_probability`
+            with ``n = max(1, B T)`` channel uses for a coded device that sends and is not in
+            outage, else 1.
+        """
+        power, outage, gamma = self.budget(rate_bps, gain, r_max_bps)
+        with np.errstate(invalid="ignore"):
+            energy = np.where(outage, self.max_power_w, power) * airtime_s
+        eps = np.ones(len(power))
+        c = coded & (rate_bps > 0) & ~outage
+        if c.any():
+            n = np.maximum(1.0, self.bandwidth_hz[c] * airtime_s[c])
+            eps[c] = fbl_error_probability(gamma[c], n, payload_bits[c])
+        return power, outage, gamma, energy, eps
 
 
 __all__ = ["LinkTable", "split_bandwidth", "CHUNK_SLOTS", "BLOCK_SLOTS"]

@@ -47,7 +47,7 @@ from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
 from simulator import __version__
-from simulator.channel import fbl_error_probability, linear_to_db, power_for_rate_w, snr
+from simulator.channel import linear_to_db
 from simulator.config import Scenario
 from simulator.control import Feedback, NetworkSpec, Observation, anchor_options, build_controller
 from simulator.errors import ScenarioError
@@ -425,35 +425,14 @@ class World:
                              (self._kappa * cpu_hz * cpu_hz * work).tolist(), payload.tolist(), airtime.tolist()))
         self._airtime, self._payload_bits = airtime, payload
 
-    def _link_budget(self, rate: np.ndarray, gain: np.ndarray, r_max: np.ndarray):
-        """Power, outage flag and SNR of the chosen rates; any shape broadcasting against (n_tx,).
-
-        ``p = Γ (2^{R/B} − 1) N0 B / g`` (:func:`~simulator.channel.power_for_rate_w`); when the
-        rate exceeds ``R_max`` the attempt is in outage and goes out at ``P_max`` (analog mode has
-        no outage: the receiver gets a noisier copy). SNR ``γ = p g / (N0 B)`` at the power used.
-        """
-        lk = self.links
-        power = np.minimum(power_for_rate_w(rate, gain, lk.noise_psd_w_hz, lk.bandwidth_hz, lk.gap), lk.max_power_w)
-        if self.mode == "analog":
-            outage = np.zeros(np.shape(power), dtype=bool)
-        else:
-            outage = (rate > 0) & (rate > r_max * (1.0 + 1e-9))
-        return power, outage, snr(power, gain, lk.noise_psd_w_hz, lk.bandwidth_hz)
-
     def link_state(self) -> SlotState:
-        """The slot state with power, outage and SNR filled in (once per slot, on first use)."""
+        """The slot state with its link budget filled in (once per slot, on first use; :meth:`LinkTable.attempts`)."""
         st = self.state
         if st.power_w is None:
             b, blk = self._row, self._block
-            power, outage, gamma = self._link_budget(blk["rate"][b], blk["gain"][b], blk["r_max"][b])
+            power, outage, gamma, e_tx, eps = self.links.attempts(blk["rate"][b], blk["gain"][b], blk["r_max"][b],
+                                                                   self._airtime, self._payload_bits, self._coded)
             st.power_w, st.outage, st.snr = power.tolist(), outage.tolist(), gamma.tolist()
-            with np.errstate(invalid="ignore"):
-                e_tx = np.where(outage, self.links.max_power_w, power) * self._airtime
-            eps = np.ones(len(power))
-            if self._coded.any():  # packet error probability of the slot's packet, coded devices only
-                c = self._coded & (blk["rate"][b] > 0) & ~outage
-                n = np.maximum(1.0, self.links.bandwidth_hz[c] * self._airtime[c])
-                eps[c] = fbl_error_probability(gamma[c], n, self._payload_bits[c])
             st.link = list(zip(st.outage, st.power_w, st.snr, e_tx.tolist(), eps.tolist()))
         return st
 
@@ -480,7 +459,7 @@ class World:
         blk, n_tx = self._block, len(self.transmitters)
         v = {k: a[:n] for k, a in blk.items()}
         self._add_energy(v["e_tx"], v["e_cpu"])
-        power, outage, gamma = self._link_budget(v["rate"], v["gain"], v["r_max"])
+        power, outage, gamma = self.links.budget(v["rate"], v["gain"], v["r_max"])
         slots = np.arange(self._block_start, self._block_start + n)
         with np.errstate(divide="ignore"):
             gain_db = linear_to_db(v["gain"])

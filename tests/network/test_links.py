@@ -56,3 +56,30 @@ def test_shadowing_is_static_per_link():
     g0 = lt.state(0)[0][0]
     assert all(lt.state(s)[0][0] == g0 for s in range(1, 50))
     assert g0 != pytest.approx(float(log_distance_gain(100.0, 30.0, 3.0)))
+
+
+def test_slot_attempts_follow_the_scalar_link_budget():
+    """Power, outage, SNR, energy and packet error of one slot's attempts, against the formulas link by link."""
+    from simulator.channel import fbl_error_probability, power_for_rate_w, snr
+
+    txs = [tx(n, distance_m=d, fading="rayleigh") for n, d in (("a", 60.0), ("b", 200.0), ("c", 400.0), ("d", 90.0))]
+    lt = table(txs)
+    gain, r_max = lt.state(0)
+    rate = np.array([r_max[0] / 2, r_max[1] * 1.5, 0.0, r_max[3] / 3])  # sends, outage, held, coded
+    airtime = np.array([1e-3, 2e-3, np.inf, 5e-4])
+    bits = np.array([600, 600, 600, 300])
+    coded = np.array([False, True, True, True])
+    power, outage, gamma, energy, eps = lt.attempts(rate, gain, r_max, airtime, bits, coded)
+    assert outage.tolist() == [False, True, False, False]
+    n0, bw = lt.noise_psd_w_hz, lt.bandwidth_hz
+    for i in (0, 3):
+        p = float(power_for_rate_w(rate[i], gain[i], n0, bw[i], lt.gap))
+        assert power[i] == p and p < 0.2
+        assert gamma[i] == float(snr(p, gain[i], n0, bw[i]))
+        assert energy[i] == p * airtime[i]
+    assert power[1] == 0.2 and energy[1] == 0.2 * airtime[1]  # outage: sent at P_max
+    assert power[2] == 0.0 and gamma[2] == 0.0
+    assert eps[0] == 1.0 and eps[1] == 1.0 and eps[2] == 1.0  # uncoded, in outage, held
+    assert eps[3] == pytest.approx(float(fbl_error_probability(gamma[3], max(1.0, bw[3] * airtime[3]), 300)),
+                                   rel=1e-12)
+    assert lt.budget(rate, gain, r_max)[1].tolist() == outage.tolist()
