@@ -125,7 +125,6 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               title="bound: accuracy target A", title_fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    sub[0].set_yscale("log", base=2)
     for axis, title, ylabel in ((sub[0], "optimum's mean K (anchors)", "mean K"),
                                 (sub[1], "optimum's mean b (bits per entry)", "mean b"),
                                 (sub[2], "optimum's share of each encoder", "share of decisions")):
@@ -136,8 +135,6 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
         axis.set_title(title, fontsize=9.5)
         axis.grid(True, which="both", alpha=0.3)
     sub[2].set_ylim(-0.05, 1.05)
-    sub[0].yaxis.set_major_formatter(PLAIN)
-    sub[0].yaxis.set_minor_formatter(PLAIN)
     for axis in (ax, *sub):
         axis.xaxis.set_major_formatter(PLAIN)
         axis.xaxis.set_minor_formatter(PLAIN)

@@ -144,7 +144,7 @@ def _grid(values: Sequence[float] | None, field: str, low: float, high: float) -
 def _subset(run: tuple[float, ...], grid: tuple[float, ...], field: str, grid_field: str) -> tuple[float, ...]:
     out = []
     for v in run:
-        match = [g for g in grid if math.isclose(g, v, rel_tol=1e-9)]
+        match = [g for g in grid if math.isclose(g, v, rel_tol=1e-3)]  # as printed: 4 significant digits
         if not match:
             raise ScenarioError(f"{v:g} is not one of the bound's targets ({grid_field})", path=field)
         out.append(match[0])
@@ -171,7 +171,8 @@ def frontier_plan(scenario: Scenario, *, delay_targets: Sequence[float] | None =
         if sim.delay_target_s is None:
             raise ScenarioError("needed for the default delay targets (or give --delay-targets)",
                                 path="simulation.delay_target_s")
-        delays, where_delay = tuple(sim.delay_target_s * f for f in DEFAULT_DELAY_FACTORS), "simulation.delay_target_s"
+        delays = tuple(sim.delay_target_s * f for f in DEFAULT_DELAY_FACTORS)
+        where_delay = "the default grid, 0.2 … 2 × simulation.delay_target_s: " + ", ".join(f"{d:.4g}" for d in delays)
     accs = _grid(accuracy_targets, flag["accuracy"], 0.0, 1.0)
     where_acc = flag["accuracy"]
     if accs is None and sec is not None and sec.accuracy_targets:
@@ -182,7 +183,7 @@ def frontier_plan(scenario: Scenario, *, delay_targets: Sequence[float] | None =
                                 path="simulation.accuracy_target")
         accs = tuple(sorted({round(sim.accuracy_target + d, 6) for d in DEFAULT_ACCURACY_OFFSETS
                              if 0.0 < sim.accuracy_target + d < 1.0}))
-        where_acc = "simulation.accuracy_target"
+        where_acc = "the default grid around simulation.accuracy_target: " + ", ".join(f"{a:g}" for a in accs)
     if not delays:
         raise ScenarioError("give at least one delay target", path=where_delay)
     if not accs:
