@@ -11,22 +11,25 @@ from simulator.channel import db_to_linear, transmit_payload
 from simulator.config import Scenario
 from simulator.control.tables import CalibrationRows
 from simulator.latent.cache import cache_key
-from simulator.latent.stitching import Channel, Condition, StitchRow, relative_condition_rows
+from simulator.latent.stitching import Channel, Condition, StitchRow, Workspace, relative_condition_rows
 from simulator.latent.zoo import Zoo
 from simulator.rng import SeedTree
 
 
-def channel_factory(scenario: Scenario, split: str):
+def channel_factory(scenario: Scenario, split: str, device: torch.device | str = "cpu"):
     """Channels for :func:`relative_condition_rows`: each relative block quantized over its own range.
 
     Noise is drawn from the seed tree node ``stitch-channel/split/tx/rx/K/mode/bits/snr``, so
-    every cell of the table is reproducible on its own.
+    every cell of the table is reproducible on its own, by a generator on ``device`` (where the
+    representations are): on the CPU the same stream as ever; a CUDA generator draws another
+    stream from the same seed (CUDA runs have their own cache entries: the encoders' keys hold
+    the device).
     """
     modulation = scenario.channel.modulation
 
     def build(cond: Condition, tx: str, rx: str, k: int, ranges: list) -> Channel:
         seeds = SeedTree(scenario.seed).child("stitch-channel", split, tx, rx, k, cond.mode, cond.bits, cond.snr_db)
-        gen = seeds.torch()
+        gen = seeds.torch(device)
         snr = None if cond.snr_db is None else float(db_to_linear(cond.snr_db))
 
         def channel(r: torch.Tensor) -> torch.Tensor:
@@ -63,11 +66,12 @@ def conditions_key(zoo: Zoo, split: str, anchors: list[int], conds: list[Conditi
 
 
 def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Condition],
-                   log: Callable[[str], None] = lambda m: None) -> list[StitchRow]:
+                   log: Callable[[str], None] = lambda m: None, workspace: Workspace | None = None) -> list[StitchRow]:
     """Relative stitching accuracy of every encoder pair × anchor count × link condition on ``split``.
 
-    Deterministic in its inputs, and costly (one head pass per cell), so the rows are cached
-    under :func:`conditions_key` and computed once.
+    Deterministic in its inputs, and costly (one head pass per cell, batched per receiver and K
+    on the zoo's device), so the rows are cached under :func:`conditions_key` and computed once.
+    ``workspace``: device copies shared with other tables of the same run.
     """
     sc = zoo.scenario
     key = conditions_key(zoo, split, anchors, conds)
@@ -77,13 +81,15 @@ def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Conditi
     t0 = time.perf_counter()
     log(f"{split} split: {len(zoo.encoders) ** 2} pairs × {len(anchors)} anchor counts × {len(conds)} link "
         "conditions (computed once, then cached)")
-    rows = relative_condition_rows(zoo, split, anchors, conds, channel_factory(sc, split))
+    rows = relative_condition_rows(zoo, split, anchors, conds, channel_factory(sc, split, zoo.device),
+                                   workspace=workspace)
     zoo.cache.save("conditions", key, {"rows": [r.as_dict() for r in rows]})
     log(f"{len(rows)} cells in {time.perf_counter() - t0:.1f} s")
     return rows
 
 
-def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> CalibrationRows:
+def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None,
+                     workspace: Workspace | None = None) -> CalibrationRows:
     """Ĝ: every pair × anchor count × condition on the calibration split (the optimizer's table).
 
     The split is ``data.calibration``: ``validation`` (from the official training set) or
@@ -93,5 +99,5 @@ def calibration_rows(zoo: Zoo, log: Callable[[str], None] = lambda m: None) -> C
     carry the calibration and test splits' sizes (for ``controller.accuracy_margin: auto``).
     """
     sc, split = zoo.scenario, zoo.calibration_split
-    rows = condition_rows(zoo, split, list(sc.stitching.anchors), conditions(sc, include_float=True), log)
+    rows = condition_rows(zoo, split, list(sc.stitching.anchors), conditions(sc, include_float=True), log, workspace)
     return CalibrationRows(rows, len(getattr(zoo.splits, split)), len(zoo.splits.test))

@@ -12,7 +12,7 @@ from simulator.config import Scenario, scenario_to_dict
 from simulator.folders import claim
 from simulator.experiment.calibration import calibration_rows, condition_rows, conditions
 from simulator.latent import retrieval
-from simulator.latent.stitching import COLUMNS, StitchRow, stitching_rows
+from simulator.latent.stitching import COLUMNS, StitchRow, Workspace, stitching_rows
 from simulator.latent.zoo import Zoo
 from simulator.results import write_csv, write_json, write_yaml
 
@@ -56,15 +56,16 @@ def run_stitch(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) ->
         st = scenario.stitching
         log(f"stitching {len(zoo.encoders)}×{len(zoo.encoders)} pairs × {len(st.methods)} methods × "
             f"{len(st.anchors)} anchor counts")
-        rows = stitching_rows(zoo, "test", st.methods, st.anchors)
+        ws = Workspace(zoo)  # latents, projectors and fitted maps on the zoo's device, shared below
+        rows = stitching_rows(zoo, "test", st.methods, st.anchors, workspace=ws)
         k_curve = st.curve_anchors or max([k for k in st.anchors if k <= 256] or [min(st.anchors)])
         log(f"accuracy through the channel at K = {k_curve}: {len(st.bits)} bit widths, {len(st.snr_db)} SNRs")
-        rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log)
+        rows += condition_rows(zoo, "test", [k_curve], conditions(scenario, include_float=False), log, ws)
         if st.calibrate:
-            rows += calibration_rows(zoo, log)
+            rows += calibration_rows(zoo, log, ws)
         n_candidates = min(st.retrieval_candidates, len(zoo.splits.test))
         log(f"retrieval among {n_candidates} test samples")
-        retrieved = retrieval.retrieval_rows(zoo, st.methods, st.anchors, n_candidates)
+        retrieved = retrieval.retrieval_rows(zoo, st.methods, st.anchors, n_candidates, workspace=ws)
         with target.staging() as staging:
             write_csv(staging / "stitching.csv", COLUMNS, (r.as_dict() for r in rows))
             write_csv(staging / "retrieval.csv", retrieval.COLUMNS, (r.as_dict() for r in retrieved))

@@ -22,7 +22,7 @@ from typing import Iterable
 import torch
 from torch.nn import functional as F
 
-from simulator.latent.stitching import anchor_map, inverse_relative
+from simulator.latent.stitching import Workspace
 from simulator.latent.zoo import Zoo
 
 COLUMNS = ("tx", "rx", "method", "anchors", "candidates", "top1", "top5", "mrr", "split")
@@ -101,7 +101,7 @@ class RetrievalRow:
         return asdict(self)
 
 
-def _pair_vectors(zoo: Zoo, tx: str, rx: str, method: str, k: int, z: dict[str, torch.Tensor]) -> tuple | None:
+def _pair_vectors(ws: Workspace, tx: str, rx: str, method: str, k: int, z: dict[str, torch.Tensor]) -> tuple | None:
     """(queries, candidates) of one pair and method: what tx sends, and rx's vectors to compare it with.
 
     ``None`` when the method cannot run for the pair (``absolute`` across latent widths).
@@ -109,16 +109,17 @@ def _pair_vectors(zoo: Zoo, tx: str, rx: str, method: str, k: int, z: dict[str, 
     if method == "absolute":
         return (z[tx], z[rx]) if z[tx].shape[1] == z[rx].shape[1] else None
     if method == "relative":
-        return zoo.projector(tx, k)(z[tx]), zoo.projector(rx, k)(z[rx])
+        return ws.projector(tx, k)(z[tx]), ws.projector(rx, k)(z[rx])
     if method in ("procrustes", "affine"):
-        return anchor_map(zoo, tx, rx, method, k)(z[tx]), z[rx]
+        return ws.anchor_map(tx, rx, method, k)(z[tx]), z[rx]
     if method == "inverse-relative":
-        return inverse_relative(zoo, rx, k)(zoo.projector(tx, k)(z[tx])), z[rx]
+        return ws.inverse_relative(rx, k)(ws.projector(tx, k)(z[tx])), z[rx]
     raise ValueError(f"unknown method {method!r}")
 
 
 def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], candidates: int,
-                   pairs: Iterable[tuple[str, str]] | None = None) -> list[RetrievalRow]:
+                   pairs: Iterable[tuple[str, str]] | None = None,
+                   workspace: Workspace | None = None) -> list[RetrievalRow]:
     """Retrieval scores of every (tx, rx) pair × method × anchor count on the test split.
 
     Candidates are the first ``min(candidates, test-split size)`` test-split samples in dataset order (the
@@ -128,19 +129,21 @@ def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], can
     zoo's projectors, the scenario's similarity); ``procrustes``, ``affine`` and
     ``inverse-relative`` map what tx sends into rx's latent space with the translators of
     :mod:`simulator.latent.translation` fit on the first K anchors (``inverse-relative`` only
-    with the cosine similarity alone, as in the stitching matrix).
+    with the cosine similarity alone, as in the stitching matrix). Everything runs on the zoo's
+    device; ``workspace`` shares the projectors and fitted maps with the stitching matrix.
     """
     ids = list(zoo.encoders)
     pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
     n = min(candidates, len(zoo.splits.test))
-    z = {e: zoo.latents(e, "test")[:n] for e in ids}
+    ws = workspace or Workspace(zoo)
+    z = {e: ws.latents(e, "test")[:n] for e in ids}
     methods = [m for m in methods if m != "inverse-relative" or zoo.scenario.relative.invertible]
     anchors = list(anchors)
     rows = []
     for tx, rx in pairs:
         for method in methods:
             for k in ([0] if method == "absolute" else anchors):
-                vectors = _pair_vectors(zoo, tx, rx, method, k, z)
+                vectors = _pair_vectors(ws, tx, rx, method, k, z)
                 if vectors is not None:
                     rows.append(RetrievalRow(tx, rx, method, k, n, **scores(cosine_ranks(*vectors)), split="test"))
     return rows

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 
 import torch
+
+
+def _moved(obj, device: torch.device | str):
+    """A copy of a frozen dataclass of tensors (and nested such dataclasses) with every tensor on ``device``.
+
+    Maps are fit on the CPU from a few anchors and then applied to whole splits where the
+    latents live.
+    """
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = value.to(device) if isinstance(value, torch.Tensor) or is_dataclass(value) else value
+    return replace(obj, **out)
 
 
 def match_width(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -26,6 +39,10 @@ class Scaler:
 
     mean: torch.Tensor
     scale: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Scaler":
+        """The same map with its tensors on ``device``."""
+        return _moved(self, device)
 
     @classmethod
     def fit(cls, anchors: torch.Tensor) -> "Scaler":
@@ -53,6 +70,10 @@ class Procrustes:
     dst: Scaler
     rotation: torch.Tensor
     dst_dim: int
+
+    def to(self, device: torch.device | str) -> "Procrustes":
+        """The same map with its tensors on ``device``."""
+        return _moved(self, device)
 
     @classmethod
     def fit(cls, src_anchors: torch.Tensor, dst_anchors: torch.Tensor) -> "Procrustes":
@@ -94,6 +115,10 @@ class Affine:
     dst_mean: torch.Tensor
     weight: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "Affine":
+        """The same map with its tensors on ``device``."""
+        return _moved(self, device)
+
     @classmethod
     def fit(cls, src_anchors: torch.Tensor, dst_anchors: torch.Tensor, ridge: float = 0.0) -> "Affine":
         src, dst = src_anchors.double(), dst_anchors.double()
@@ -117,6 +142,10 @@ class InverseRelative:
     pinv: torch.Tensor
     mean: torch.Tensor
     norm: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "InverseRelative":
+        """The same map with its tensors on ``device``."""
+        return _moved(self, device)
 
     @classmethod
     def fit(cls, unit_anchors: torch.Tensor, mean: torch.Tensor, anchors: torch.Tensor,
