@@ -407,12 +407,13 @@ class PolicyController:
             return s["delay"] / s["active"], s["accuracy"] / s["active"]
 
     def offline_bound(self, delay_max_s: Any = None, accuracy_min: Any = None,
-                      slots: tuple[int, int] | None = None):
+                      slots: tuple[int, int] | None = None, **solver: Any):
         """:func:`~simulator.control.oracle.offline_lower_bound` on the realized trace of the settled window.
 
         ``delay_max_s`` and ``accuracy_min`` replace the targets (per device; e.g. the decisions'
         own averages, for the inefficiency gap of :meth:`report`); by default the scenario's.
-        ``slots`` = (start, end) replaces the window (e.g. the slots observed so far).
+        ``slots`` = (start, end) replaces the window (e.g. the slots observed so far); ``solver``:
+        keyword arguments of the search (``rtol``, ``start``).
 
         Same options, Ĝ, targets and physical parameters as the decisions; the gains and the
         fault masks recorded slot by slot. For digital links Ĝ of a slot is its running maximum
@@ -446,7 +447,7 @@ class PolicyController:
         return offline_lower_bound(gain=gain, accuracy=acc,
                                    delay_max_s=self.delay_max_s if delay_max_s is None else delay_max_s,
                                    accuracy_min=self.accuracy_min if accuracy_min is None else accuracy_min,
-                                   option_mask=mask,
+                                   option_mask=mask, **solver,
                                    **{**p, "r_min_bps": 1.0 if self.lowered_floor else self.r_min})
 
     DELAY_SLACK = 1e-3

@@ -16,14 +16,14 @@ def _at(scenario, **controller):
 
 
 @pytest.mark.parametrize("slots, settle", [(10_000, 2_000), (10_000, 0), (300, 100), (100, 0), (3, 1)])
-def test_checkpoints_double_before_the_window_then_split_it_in_fifths(slots, settle):
+def test_checkpoints_double_before_the_window_then_split_it_in_tenths(slots, settle):
     points = relearn_checkpoints(slots, settle)
     assert list(points) == sorted(set(points)) and all(0 < p < slots for p in points)
-    step = -(-(slots - settle) // 5)
+    step = max(100, -(-(slots - settle) // 10))
     early = [p for p in points if p < (settle or step)]
     assert early == [256 * 2**j for j in range(len(early))]
-    assert points[len(early):] == tuple(p for p in (settle + k * step for k in range(5)) if 0 < p < slots)
-    assert relearn_checkpoints(10_000, 2_000) == (256, 512, 1024, 2000, 3600, 5200, 6800, 8400)
+    assert points[len(early):] == tuple(p for p in (settle + k * step for k in range(10)) if 0 < p < slots)
+    assert relearn_checkpoints(10_000, 2_000) == (256, 512, 1024, *range(2000, 10_000, 800))
 
 
 def test_relearning_corrects_a_wrong_place_holder_that_the_queues_cannot_at_large_v(sweep_scenario, tiny_zoo,

@@ -66,16 +66,22 @@ class LyapunovControllerConfig(OptionSetConfig):
         return "auto" in (self.delay_queue_per_v, self.accuracy_queue_per_v) and self.v >= self.placeholder_from_v
 
 
-def relearn_checkpoints(slots: int, settle: int, first: int = 256) -> tuple[int, ...]:
+def relearn_checkpoints(slots: int, settle: int, first: int = 256, shortest: int = 100) -> tuple[int, ...]:
     """Slots at whose start the place-holders are re-learned: ``first``·2^j before the settled window
-    (before its first fifth when it starts at 0), the window's start, and each fifth of the window
-    after it (all in 1 … slots − 1).
+    (before its first tenth when it starts at 0), the window's start, and each tenth of the window
+    after it, a tenth being at least ``shortest`` slots (all in 1 … slots − 1).
 
-    Doubling keeps the early estimates cheap while the sample grows; the window's fifths let the
+    Doubling keeps the early estimates cheap while the sample grows; the window's tenths let the
     targets pay back the window's accumulated excess while enough slots remain to do it gently.
+    Measured on paper-tradeoff (3 seeds, V = 1e6): optimality gaps 0.046, 0.006, 0.021 % with
+    tenths against 0.113, 0.003, 0.070 % with fifths. Halving the remaining slots down to 50 at
+    the end was worse: the multipliers then swing over the last slots, and the decisions'
+    inefficiency at their own averages grew from 0.011 % to 0.059 % (seed 0, V = 1e6). Over a
+    short segment, discrete options cannot pay an excess back smoothly (a 20-slot last segment
+    overshot the accuracy target by 6e-4 in a 200-slot window): hence ``shortest``.
     """
-    step = max(1, -(-(slots - settle) // 5))
-    points = {settle + k * step for k in range(5)}
+    step = max(1, shortest, -(-(slots - settle) // 10))
+    points = {settle + k * step for k in range(10)}
     j = first
     while j < (settle or step):
         points.add(j)
@@ -134,9 +140,12 @@ class DriftPlusPenaltyController(PolicyController):
             moved_a = np.clip(a_min + (a_min * act - sums["accuracy"]) / remaining, 0.0, 1.0)
         entry: dict[str, Any] = {"slot": s}
         bound = None
+        v = self.policy.v
+        start = (self.policy.queues.delay / v, self.policy.queues.accuracy / v)
         for targets in ((moved_l, moved_a), (l_max, a_min)):
             if np.all(targets[0] > 0):
-                bound = self.offline_bound(*targets, slots=(0, s))
+                # the multipliers need not be exact to 1e-8 of the dual's value: 1e-6, from the last ones
+                bound = self.offline_bound(*targets, slots=(0, s), rtol=1e-6, start=start)
                 if bound is not None and bound.status != "infeasible":
                     entry.update(delay_target_s=targets[0].tolist(), accuracy_min=targets[1].tolist())
                     break
@@ -144,7 +153,6 @@ class DriftPlusPenaltyController(PolicyController):
         if bound is None:
             entry["status"] = "infeasible on the observed states: queues kept"
         else:
-            v = self.policy.v
             self.policy.queues = VirtualQueues(v * bound.delay_multiplier, v * bound.accuracy_multiplier)
             entry.update(status=bound.status, delay_queue_per_v=bound.delay_multiplier.tolist(),
                          accuracy_queue_per_v=bound.accuracy_multiplier.tolist())
