@@ -9,7 +9,9 @@ Run ``python benchmarks/bench_latent.py [--skip-cold] [--repeats N]``; prints a 
   encoders and heads, the test-split matrix and the bits/SNR curves, plots) against the cache
   the cold run filled; the calibration table is cached too after the first run.
 * Projection throughput compares ``RelativeProjector`` (cosine, with and without centring)
-  with a plain ``X @ Aᵀ`` of the same shape, measured side by side in the same process.
+  with a plain ``X @ Aᵀ`` of the same shape and dtype (float32, and bfloat16 against a bfloat16
+  matmul), measured side by side in the same process; ``--projection-only --devices cuda cpu``
+  runs just these rows (``benchmarks/gpu_check.sh`` does, on a lent GPU).
 """
 
 from __future__ import annotations
@@ -51,27 +53,37 @@ def _train_only(home: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def projection_rows(device: str, repeats: int) -> list[dict]:
-    """Projection vs plain matmul, timed alternately so that load on the machine hits both alike."""
+def projection_rows(device: str, repeats: int, dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)
+                    ) -> list[dict]:
+    """Projection vs a plain matmul of the same dtype, timed alternately so that load hits both alike.
+
+    The plain matmul is ``x @ aᵀ`` with x and the anchors in ``dtype`` (a bfloat16 result for
+    bfloat16); the projection gets the same x and returns the same dtype (for bfloat16 it keeps
+    bfloat16 through its matmul).
+    """
     rows = []
     gen = SeedTree(0).child("bench", "projection").torch()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for n, d, k in ((65536, 64, 256), (65536, 128, 512), (16384, 1024, 1024)):
-        x = torch.randn(n, d, generator=gen).to(device)
-        a = torch.randn(k, d, generator=gen).to(device)
-        for center in (False, True):
-            proj = RelativeProjector.fit(a, ["cosine"], center)
-            ratios, proj_s = [], []
-            for _ in range(repeats):
-                plain = median_s(lambda: (x @ a.T, sync()), 3)
-                ours = median_s(lambda: (proj(x), sync()), 3)
-                ratios.append(plain / ours)
-                proj_s.append(ours)
-            rows.append(dict(name=f"latent.projection[{device}, cosine{', centred' if center else ''}, "
-                                  f"{n}x{d} vs {k} anchors]",
-                             value=statistics.median(ratios), unit="x matmul speed",
-                             note=f"{n * k / statistics.median(proj_s):.3g} similarities/s; median of {repeats} "
-                                  f"alternating pairs; torch threads={torch.get_num_threads()}"))
+        x32 = torch.randn(n, d, generator=gen).to(device)
+        a32 = torch.randn(k, d, generator=gen).to(device)
+        for dtype in dtypes:
+            x, a = x32.to(dtype), a32.to(dtype)
+            name = "" if dtype == torch.float32 else f", {str(dtype).removeprefix('torch.')}"
+            for center in (False, True):
+                proj = RelativeProjector.fit(a32, ["cosine"], center).to(device)
+                ratios, proj_s = [], []
+                for _ in range(repeats):
+                    plain = median_s(lambda: (x @ a.T, sync()), 3)
+                    ours = median_s(lambda: (proj(x), sync()), 3)
+                    ratios.append(plain / ours)
+                    proj_s.append(ours)
+                rows.append(dict(name=f"latent.projection[{device}{name}, cosine{', centred' if center else ''}, "
+                                      f"{n}x{d} vs {k} anchors]",
+                                 value=statistics.median(ratios), unit="x matmul speed",
+                                 note=f"{n * k / statistics.median(proj_s):.3g} similarities/s; median of {repeats} "
+                                      f"alternating pairs against a plain {str(dtype).removeprefix('torch.')} "
+                                      f"matmul; torch threads={torch.get_num_threads()}"))
     return rows
 
 
@@ -102,7 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-cold", action="store_true", help="use the existing cache; no cold training")
+    parser.add_argument("--projection-only", action="store_true", help="only the projection-vs-matmul rows")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], help="devices of the projection-only rows")
     args = parser.parse_args()
+    if args.projection_only:
+        print(markdown_table([row for device in args.devices for row in projection_rows(device, args.repeats)]),
+              flush=True)
+        return
     print(markdown_table(run(args.repeats, cold=not args.skip_cold)))
 
 
