@@ -549,7 +549,8 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
     the runs have them, else the whole run's (energy per arrived task). When ``controller.v``
     is swept, two more panels against V: the excess of the decisions' energy over the offline
     bound (``optimality_gap`` where the decisions meet its constraints, and ``inefficiency_gap``,
-    paired within each run, with a ∝ 1/V reference) and the mean virtual queues with a ∝ V
+    paired within each run, with a ∝ 1/V reference through the first V where every run settled)
+    and the mean virtual queues with a ∝ V
     reference. Returns ``None`` (and draws nothing) without energy,
     delay and accuracy columns.
     """
@@ -643,9 +644,16 @@ def tradeoff_curves(summary_csv: Path, out_png: Path) -> Path | None:
                     ax_gap.errorbar(v, gap, yerr=np.nan_to_num(gap_err), marker=marker, ms=4, capsize=3,
                                     label=f"{name}: {what}")
             gap, _ = col(members, "inefficiency_gap", 100.0)
-            first = int(np.argmax(np.isfinite(gap))) if np.isfinite(gap).any() else None
-            if first is not None and gap[first] > 0:
-                ax_gap.plot(v, gap[first] * v[first] / v, "k:", lw=1, label="reference ∝ 1/V through the first point")
+            # the 1/V law holds once the queues have settled: anchor the guide at the first V where every
+            # run settled (an unsettled small V sits far above it), else at the first point
+            settled_share, _ = col(members, "settling.settled")
+            ok = np.isfinite(gap) & (gap > 0)
+            anchor = np.flatnonzero(ok & (settled_share == 1.0))
+            anchor, where = (anchor, "the first V where every run settled") if anchor.size else \
+                (np.flatnonzero(ok), "the first point")
+            if anchor.size:
+                first = int(anchor[0])
+                ax_gap.plot(v, gap[first] * v[first] / v, "k:", lw=1, label=f"reference ∝ 1/V through {where}")
             for queue, marker in (("delay", "o"), ("accuracy", "s")):
                 q, q_err = col(members, f"controller_stats.{queue}_queue_mean")
                 if np.isfinite(q).any() and (q > 0).any():
