@@ -129,7 +129,7 @@ class RelativeProjector:
         mean = anchor_mean if center else torch.zeros_like(anchor_mean)
         centred = shifted if center else anchors
         unit = (centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)).contiguous()
-        augmented = unit.T.contiguous()
+        augmented = unit.T  # a transposed view: the GEMM reads it as Âᵀ without a copy
         bias = -(mean @ unit.T) if center and not standardize else torch.zeros(0)
         return cls(anchors, tuple(similarities), center, mean, unit, augmented, bias,
                    anchor_mean, shifted, (shifted * shifted).sum(1), zscore)
@@ -232,7 +232,8 @@ class RelativeProjector:
         close = sq < 1e-3 * full
         if bool(close.any()):
             sq[close] = torch.linalg.vector_norm(x[close] - self.mean, dim=1).square()
-        return both[:, :k] * sq.clamp_min_(1e-24).rsqrt_().unsqueeze(1)
+        inv = sq.clamp_min_(1e-24).rsqrt_().unsqueeze(1)
+        return both.mul_(inv) if both.shape[1] == k else both[:, :k] * inv
 
     def _distance(self, x: torch.Tensor, similarity: str) -> torch.Tensor:
         if similarity == "euclidean":
