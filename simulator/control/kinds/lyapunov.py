@@ -73,8 +73,10 @@ def relearn_checkpoints(slots: int, settle: int, first: int = 256, shortest: int
 
     Doubling keeps the early estimates cheap while the sample grows; the window's tenths let the
     targets pay back the window's accumulated excess while enough slots remain to do it gently.
-    Measured on paper-tradeoff (3 seeds, V = 1e6): optimality gaps 0.046, 0.006, 0.021 % with
-    tenths against 0.113, 0.003, 0.070 % with fifths. Halving the remaining slots down to 50 at
+    Measured on paper-tradeoff at V = 1e6 (the sweep's 3 seeds on one zoo): optimality gaps 0.046,
+    0.006, 0.021 % with tenths against 0.113, 0.003, 0.070 % with fifths; seed 0 on two zoos went
+    the other way (0.117 and 0.098 % against 0.047 and 0.018 %): what is left is one segment's
+    estimation noise, at the 0.1 % level either way. Halving the remaining slots down to 50 at
     the end was worse: the multipliers then swing over the last slots, and the decisions'
     inefficiency at their own averages grew from 0.011 % to 0.059 % (seed 0, V = 1e6). Over a
     short segment, discrete options cannot pay an excess back smoothly (a 20-slot last segment
