@@ -222,8 +222,8 @@ def retrieval_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
 
 # --------------------------------------------------------------------------- run time series
 
-VIRTUAL_QUEUE_PREFIX = "vq_"
-"""Columns of ``slots.csv`` named ``vq_*`` (a controller's virtual queues) are drawn when present."""
+VIRTUAL_QUEUE_COLUMNS = ("delay_queue", "accuracy_queue")
+"""Columns of ``slots.csv`` with a controller's virtual queues, drawn when present."""
 
 MAX_POINTS = 600
 """Time bins of a time-series plot: longer runs are averaged over ``ceil(slots / MAX_POINTS)`` slots."""
@@ -233,7 +233,8 @@ MAX_LINES = 6
 
 _CHUNK_ROWS = 4096
 _RUN_COLUMNS = ("queue_len", "anchors", "bits", "rate_bps", "r_max_bps", "cpu_hz", "gain_db", "power_w", "snr_db",
-                "energy_tx_j", "energy_cpu_j", "arrivals", "delivered", "dropped", "link_up", "device_on")
+                "energy_tx_per_slot_j", "energy_cpu_per_slot_j", "tasks_arrived", "tasks_delivered", "tasks_dropped",
+                "link_up", "device_on")
 
 
 class BinnedSlots:
@@ -281,7 +282,7 @@ class BinnedSlots:
             if "slot" not in index or "transmitter" not in index:
                 raise ValueError(f"{path} lacks the slot and transmitter columns")
             self.columns = [c for c in columns if c in index]
-            self.columns += [c for c in header if c.startswith(VIRTUAL_QUEUE_PREFIX) and c not in self.columns]
+            self.columns += [c for c in header if c in VIRTUAL_QUEUE_COLUMNS and c not in self.columns]
             keep = [index["slot"], index["transmitter"]] + [index[c] for c in self.columns]
             names = list(self.columns) + list(derived)
             size = n_groups * n_bins
@@ -343,7 +344,7 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
     """Time series of a run, from ``slots.csv`` (streamed, binned) and ``summary.json``.
 
     Panels, against simulated time (s): device queue length (tasks); the controller's virtual
-    queues (``vq_*`` columns) when present, else tasks arrived / delivered / dropped per slot;
+    queues (``delay_queue``, ``accuracy_queue``) when present, else tasks arrived / delivered / dropped per slot;
     K (anchors per task); b (bits per entry); transmission rate and R_max at full power
     (Mbit/s); device CPU frequency (GHz); received SNR at the chosen power (dB); device energy
     per slot (mJ, transmission + computation). One line per transmitter (their mean, with the
@@ -361,11 +362,11 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
         groups, group_of = txs, {t: i for i, t in enumerate(txs)}
     else:
         groups, group_of = [f"mean of {len(txs)} devices"], {t: 0 for t in txs}
-    derived = {"energy_mj": lambda v, g: (v["energy_tx_j"] + v["energy_cpu_j"]) * 1e3,
+    derived = {"energy_mj": lambda v, g: (v["energy_tx_per_slot_j"] + v["energy_cpu_per_slot_j"]) * 1e3,
                "fault": lambda v, g: 1.0 - v["link_up"] * v["device_on"]}
     data = BinnedSlots(run_dir / "slots.csv", n_slots, group_of or {"": 0}, _RUN_COLUMNS, derived, max_points)
     t = data.time_s(slot_s)
-    vq = [c for c in data.columns if c.startswith(VIRTUAL_QUEUE_PREFIX)]
+    vq = [c for c in data.columns if c in VIRTUAL_QUEUE_COLUMNS]
 
     fig, axes = plt.subplots(4, 2, figsize=(12, 11), sharex=True, gridspec_kw={"hspace": 0.32, "wspace": 0.22})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -406,12 +407,12 @@ def run_timeseries(run_dir: Path, out_dir: Path | None = None, max_points: int =
         names = {"delay": "delay Z", "accuracy": "accuracy Y"}
         ax.set_ylabel("virtual queue (objective units)")
         ax.set_title("Virtual queues: " + ", ".join(
-            f"{names.get(c[len(VIRTUAL_QUEUE_PREFIX):], c[len(VIRTUAL_QUEUE_PREFIX):])} "
+            f"{names.get(c.removesuffix('_queue'), c)} "
             f"({('solid', 'dashed', 'dotted', 'dash-dot')[i % 4]})" for i, c in enumerate(vq)))
     else:
-        for c, label, style in (("arrivals", "arrived", {"color": "0.55", "lw": 2.4}),
-                                ("delivered", "delivered", {"color": "tab:green", "lw": 1.0}),
-                                ("dropped", "dropped", {"color": "tab:red", "lw": 1.0})):
+        for c, label, style in (("tasks_arrived", "arrived", {"color": "0.55", "lw": 2.4}),
+                                ("tasks_delivered", "delivered", {"color": "tab:green", "lw": 1.0}),
+                                ("tasks_dropped", "dropped", {"color": "tab:red", "lw": 1.0})):
             if c in data.mean:
                 ax.plot(t, np.nansum(data.mean[c], axis=0) * (len(txs) if len(txs) > MAX_LINES else 1),
                         label=label, **style)

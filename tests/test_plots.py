@@ -44,12 +44,12 @@ def _synthetic_run(folder, n_slots, tx_ids, extra=(), seed=0, blank_every=0):
 
 
 def test_bins_are_exact_means_minima_and_maxima(tmp_path):
-    values, columns = _synthetic_run(tmp_path / "run", 1000, ["a", "b"], extra=["vq_delay"], blank_every=7)
+    values, columns = _synthetic_run(tmp_path / "run", 1000, ["a", "b"], extra=["delay_queue"], blank_every=7)
     binned = plots.BinnedSlots(tmp_path / "run" / "slots.csv", 1000, {"a": 0, "b": 1},
                                ["queue_len", "rate_bps", "not_a_column"], max_points=100)
     assert binned.slots_per_bin == 10 and binned.n_bins == 100
-    assert binned.columns == ["queue_len", "rate_bps", "vq_delay"]  # vq_* found, absent columns skipped
-    for name in ("rate_bps", "vq_delay"):
+    assert binned.columns == ["queue_len", "rate_bps", "delay_queue"]  # virtual queues found, absent columns skipped
+    for name in ("rate_bps", "delay_queue"):
         v = np.round(values[:, :, columns.index(name)], 6).T.reshape(2, 100, 10)  # 6 significant digits, as written
         np.testing.assert_allclose(binned.mean[name], v.mean(axis=2), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(binned.lo[name], v.min(axis=2), rtol=1e-5, atol=1e-6)
@@ -73,7 +73,7 @@ def test_a_long_file_is_streamed_in_bounded_memory(tmp_path):
 
 def test_many_devices_are_pooled_and_virtual_queues_drawn(tmp_path):
     ids = [f"dev-{i}" for i in range(plots.MAX_LINES + 2)]
-    _synthetic_run(tmp_path / "run", 300, ids, extra=["vq_delay", "vq_accuracy"])
+    _synthetic_run(tmp_path / "run", 300, ids, extra=["delay_queue", "accuracy_queue"])
     png = plots.run_timeseries(tmp_path / "run")
     assert png == tmp_path / "run" / "plots" / "timeseries.png"
     assert png.read_bytes()[:8] == PNG_MAGIC and png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"

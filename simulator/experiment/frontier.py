@@ -97,7 +97,7 @@ TRACE_RUN = "max-accuracy"
 
 COLUMNS = ("delay_target_s", "accuracy_target", "policy", "v", "feasible", "accuracy_min", "best_delay_s",
            "best_accuracy", "energy_bound_per_task_j", "bound_status", "delay_multiplier", "accuracy_multiplier",
-           "energy_per_task_j", "mean_delay_s", "accuracy", "tasks", "decision_energy_per_task_j",
+           "energy_per_task_j", "mean_delay_s", "accuracy", "tasks_arrived", "decision_energy_per_task_j",
            "decision_delay_s", "decision_accuracy", "delay_met", "accuracy_met", "constraints_met",
            "optimality_gap", "realized_gap", "settled", "mean_anchors", "mean_bits", "error", "run_dir")
 """Columns of ``frontier.csv`` (module docstring); one ``share_<encoder>`` column per pool encoder follows."""
@@ -475,7 +475,7 @@ def run_row(sim: Simulation, pair: tuple[float, float], bound: dict[str, Any], r
                                                   "decision_accuracy"))
     per_task = bound.get("energy_bound_per_task_j")
     row.update(energy_per_task_j=m["energy_per_task_j"], mean_delay_s=m["mean_delay_s"], accuracy=m["accuracy"],
-               tasks=m["tasks"], decision_energy_per_task_j=e_dec, decision_delay_s=l_dec, decision_accuracy=g_dec,
+               tasks_arrived=m["tasks_arrived"], decision_energy_per_task_j=e_dec, decision_delay_s=l_dec, decision_accuracy=g_dec,
                delay_met=m.get("delay_met"), accuracy_met=m.get("accuracy_met"),
                constraints_met=bool(m.get("delay_met")) and bool(m.get("accuracy_met")),
                settled=(summary.get("settling") or {}).get("settled") if sim.policy == "lyapunov" else None)

@@ -22,7 +22,7 @@ every decision sequence whose predicted delay and Ĝ meet the targets on average
   — per decision (per task when each slot with a decision carries one task, the paper's set-up;
   correct with several transmitters); ``energy_bound_j`` — per task × the window's tasks, the
   window total to set against the realized energy of those tasks
-  (``settled.energy_per_task_j`` × ``settled.tasks``);
+  (``settled.energy_per_task_j`` × ``settled.tasks_arrived``);
 * ``optimality_gap`` — the decisions' energy / bound − 1 (like for like), only when the decisions
   meet the bound's constraints (within a small slack, against the bound at the decisions' own
   average where it is past a target); else null and ``optimality_gap_reason`` says which they break;
@@ -140,7 +140,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
             summary["accuracy_met"] = settled.pop("accuracy_met", None)
             summary["settled"] = settled
             per_task = summary.get("energy_bound_per_task_j")
-            summary["energy_bound_j"] = None if per_task is None else per_task * settled["tasks"]
+            summary["energy_bound_j"] = None if per_task is None else per_task * settled["tasks_arrived"]
             write_json(staging / "summary.json", summary)
             if scenario.outputs.plots:
                 plots.draw_run_plots(staging, log)
@@ -158,8 +158,8 @@ def settled_metrics(tasks_csv: Path, start_s: float, include_server_energy: bool
         for row in csv.DictReader(fh):
             delivered = row["status"] == "delivered"
             window.add(float(row["arrival_s"]), row["status"], float(row["delay_s"]) if delivered else None,
-                       row["correct"] == "1", float(row["energy_tx_j"]), float(row["energy_cpu_j"]),
-                       float(row["energy_server_j"]))
+                       row["correct"] == "1", float(row["energy_tx_per_task_j"]),
+                       float(row["energy_cpu_per_task_j"]), float(row["energy_server_per_task_j"]))
     return window.as_dict()
 
 

@@ -62,7 +62,7 @@ from simulator.results import write_csv
 
 BASELINES = ("static", "max-accuracy", "min-energy", "greedy")
 
-COLUMNS = ("kind", "v", "tasks", "delivered", "dropped", "mean_delay_s", "accuracy", "energy_per_task_j",
+COLUMNS = ("kind", "v", "tasks_arrived", "tasks_delivered", "tasks_dropped", "mean_delay_s", "accuracy", "energy_per_task_j",
            "decision_energy_per_task_j", "decision_delay_s", "decision_accuracy", "energy_bound_per_task_j",
            "optimality_gap", "optimality_gap_reason", "inefficiency_gap", "realized_gap", "settled",
            "delay_queue_per_v", "delay_multiplier", "accuracy_queue_per_v", "accuracy_multiplier",

@@ -24,19 +24,20 @@ import numpy as np
 
 SLOT_COLUMNS = ("slot", "time_s", "transmitter", "receiver", "gain_db", "r_max_bps", "link_up", "device_on",
                 "encoder", "anchors", "bits", "rate_bps", "power_w", "snr_db", "outage", "cpu_hz", "server_share",
-                "queue_len", "arrivals", "delivered", "dropped", "energy_tx_j", "energy_cpu_j")
+                "queue_len", "tasks_arrived", "tasks_delivered", "tasks_dropped", "energy_tx_per_slot_j",
+                "energy_cpu_per_slot_j")
 """Columns of ``slots.csv``: one row per slot and transmitter (state at the slot start, counts and
 device energy over the slot). ``snr_db`` is the received SNR ``γ = p g / (N0 B)`` at the power the
 slot's rate needs (at ``P_max`` in outage), empty when the slot sends nothing."""
 
-VIRTUAL_QUEUE_COLUMNS = ("vq_delay", "vq_accuracy")
+VIRTUAL_QUEUE_COLUMNS = ("delay_queue", "accuracy_queue")
 """Added to ``slots.csv`` under a controller with virtual queues (``lyapunov``): the delay queue Z
 and the accuracy queue Y of the transmitter as the slot's decision saw them."""
 
 TASK_COLUMNS = ("task", "transmitter", "receiver", "sample", "label", "arrival_s", "end_s", "delay_s", "status",
                 "drop_reason", "encoder", "rx_encoder", "anchors", "bits", "cpu_hz", "rate_bps", "power_w",
-                "payload_bits", "bits_sent", "attempts", "retries", "snr_db", "energy_tx_j", "energy_cpu_j",
-                "energy_server_j", "energy_j", "prediction", "correct")
+                "payload_bits", "bits_sent", "attempts", "retries", "snr_db", "energy_tx_per_task_j",
+                "energy_cpu_per_task_j", "energy_server_per_task_j", "energy_per_task_j", "prediction", "correct")
 """Columns of ``tasks.csv``: one row per task. ``status`` is ``delivered``, ``dropped`` or ``pending``
 (still in the system when the run ended); ``end_s`` is the completion or drop time; ``retries``
 counts work redone after a fault cut it; ``attempts`` counts transmissions."""
@@ -162,7 +163,7 @@ class WindowTally:
 
     def as_dict(self) -> dict[str, Any]:
         d = self.delivered
-        return {"from_s": self.from_s, "tasks": self.tasks, "delivered": d, "dropped": self.dropped,
+        return {"from_s": self.from_s, "tasks_arrived": self.tasks, "tasks_delivered": d, "tasks_dropped": self.dropped,
                 "mean_delay_s": self.delay_sum_s / d if d else None, "accuracy": self.correct / d if d else None,
                 "energy_per_task_j": self.energy_j / self.tasks if self.tasks else None}
 

@@ -381,7 +381,7 @@ class World:
                           np.array([rx.cpu.n_jobs for rx in self.receivers], dtype=np.int64), link_up, device_on)
         if self._has_queues:  # the backlogs this slot's decision sees (the controller replaces them each update)
             queues = self.controller.queues
-            blk["vq_delay"][b], blk["vq_accuracy"][b] = queues.delay, queues.accuracy
+            blk["delay_queue"][b], blk["accuracy_queue"][b] = queues.delay, queues.accuracy
         dec = self.controller.decide(obs)
         blk["gain"][b], blk["r_max"][b], blk["link_up"][b], blk["device_on"][b] = gain, r_max, link_up, device_on
         blk["encoder"][b], blk["anchors"][b], blk["bits"][b] = dec.encoder, dec.anchors, dec.bits

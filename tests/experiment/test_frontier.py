@@ -191,7 +191,7 @@ def test_the_controller_is_never_below_the_frontier_by_more_than_its_noise(front
                  + _f(r["accuracy_multiplier"]) * max(0.0, _f(r["accuracy_min"]) - _f(r["decision_accuracy"])))
         assert _f(r["decision_energy_per_task_j"]) >= bound - slack - 1e-6 * bound
         with open(out / "runs" / r["run_dir"].rsplit("/", 1)[-1] / "tasks.csv", newline="") as fh:
-            energy = np.array([float(t["energy_tx_j"]) + float(t["energy_cpu_j"]) + float(t["energy_server_j"])
+            energy = np.array([float(t["energy_tx_per_task_j"]) + float(t["energy_cpu_per_task_j"]) + float(t["energy_server_per_task_j"])
                                for t in csv.DictReader(fh) if float(t["arrival_s"]) >= 1.0])
         se = energy.std(ddof=1) / math.sqrt(energy.size)
         assert _f(r["energy_per_task_j"]) == pytest.approx(energy.mean(), rel=1e-9)

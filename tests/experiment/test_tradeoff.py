@@ -45,7 +45,7 @@ def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, f
         assert ctl["initial_delay_queue"] == ctl["initial_accuracy_queue"] == 0.0
     # each row's settled figures come from its own run directory
     for r in rows:
-        assert r["tasks"] == 200 and r["run_dir"].startswith(str(out))
+        assert r["tasks_arrived"] == 200 and r["run_dir"].startswith(str(out))
         window = settled_metrics(out / r["run_dir"].rsplit("/", 1)[-1] / "tasks.csv", 100 * 0.01, True)
         assert window.pop("from_s") == 1.0 and r == {**r, **window}
         assert r["constraints_met"] == (r["mean_delay_s"] <= 0.002 * 1.05 and r["accuracy"] >= 0.8 - 0.01)
@@ -56,7 +56,7 @@ def test_the_sweep_writes_one_run_per_v_and_baseline(sweep_scenario, tiny_zoo, f
 
 
 def test_settled_metrics_count_the_window_only(tmp_path):
-    header = ["arrival_s", "status", "delay_s", "correct", "energy_tx_j", "energy_cpu_j", "energy_server_j"]
+    header = ["arrival_s", "status", "delay_s", "correct", "energy_tx_per_task_j", "energy_cpu_per_task_j", "energy_server_per_task_j"]
     rows = [[0.5, "delivered", 0.1, 1, 1.0, 1.0, 1.0],  # before the window
             [1.0, "delivered", 0.002, 1, 1e-3, 2e-3, 4e-3],
             [1.5, "delivered", 0.004, 0, 1e-3, 2e-3, 4e-3],
@@ -64,7 +64,7 @@ def test_settled_metrics_count_the_window_only(tmp_path):
     with open(tmp_path / "tasks.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
     m = settled_metrics(tmp_path / "tasks.csv", 1.0, include_server_energy=True)
-    assert (m["tasks"], m["delivered"], m["dropped"]) == (3, 2, 1)
+    assert (m["tasks_arrived"], m["tasks_delivered"], m["tasks_dropped"]) == (3, 2, 1)
     assert m["mean_delay_s"] == pytest.approx(0.003) and m["accuracy"] == 0.5
     assert m["energy_per_task_j"] == pytest.approx(15e-3 / 3)
     assert settled_metrics(tmp_path / "tasks.csv", 1.0, include_server_energy=False)["energy_per_task_j"] == pytest.approx(7e-3 / 3)

@@ -82,4 +82,4 @@ def test_each_task_is_charged_the_flops_of_its_own_sample(tiny_zoo, scenario_of,
         f = float(r["cpu_hz"])
         work = (enc.flops + proj) / tx.cpu.flops_per_cycle \
             + (per_sample[int(r["sample"])] - enc.flops) / tx.cpu.flops_per_cycle
-        assert float(r["energy_cpu_j"]) == pytest.approx(tx.cpu.kappa * f**2 * work, rel=1e-12)
+        assert float(r["energy_cpu_per_task_j"]) == pytest.approx(tx.cpu.kappa * f**2 * work, rel=1e-12)

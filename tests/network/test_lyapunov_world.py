@@ -319,7 +319,7 @@ def test_the_runner_reports_the_offline_bound(dyn_of, tiny_zoo, tmp_path, monkey
     assert summary["inefficiency_gap"] >= -1e-6  # against the bound at the decisions' own averages
     # one transmitter, one task per slot: per task = per slot, and the window total = per task × tasks
     assert summary["energy_bound_per_task_j"] == pytest.approx(bound)
-    assert summary["energy_bound_j"] == pytest.approx(bound * summary["settled"]["tasks"])
+    assert summary["energy_bound_j"] == pytest.approx(bound * summary["settled"]["tasks_arrived"])
     assert summary["placeholders"]["source"] == "pilot" or summary["placeholders"]["source"] == "cached pilot"
     assert stats["delay_queue_mean"] > 0 and summary["bound_wall_s"] > 0
     assert "bound_wall_s" in runner.NONDETERMINISTIC_KEYS
@@ -388,7 +388,7 @@ def test_place_holder_backlogs_scale_with_v(dyn_of, tiny_zoo):
 
 
 def test_slots_csv_records_the_queues_each_decision_saw(dyn_of, tiny_zoo, tmp_path):
-    """``vq_delay`` / ``vq_accuracy``: the queues before the slot's decision; they follow the controller."""
+    """``delay_queue`` / ``accuracy_queue``: the queues before the slot's decision; they follow the controller."""
     import csv
 
     sc = dyn_of({"kind": "lyapunov", "v": 1e3, "mu": 1e3, "nu": 10.0, "initial_delay_queue": 2.0,
@@ -406,17 +406,17 @@ def test_slots_csv_records_the_queues_each_decision_saw(dyn_of, tiny_zoo, tmp_pa
     world.run(tmp_path)
     with open(tmp_path / "slots.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 60 and (float(rows[0]["vq_delay"]), float(rows[0]["vq_accuracy"])) == (2.0, 0.5)
-    np.testing.assert_allclose([float(r["vq_delay"]) for r in rows], [z[0] for z, _ in seen])
-    np.testing.assert_allclose([float(r["vq_accuracy"]) for r in rows], [y[0] for _, y in seen])
-    assert len({r["vq_delay"] for r in rows}) > 1  # the queue moves
+    assert len(rows) == 60 and (float(rows[0]["delay_queue"]), float(rows[0]["accuracy_queue"])) == (2.0, 0.5)
+    np.testing.assert_allclose([float(r["delay_queue"]) for r in rows], [z[0] for z, _ in seen])
+    np.testing.assert_allclose([float(r["accuracy_queue"]) for r in rows], [y[0] for _, y in seen])
+    assert len({r["delay_queue"] for r in rows}) > 1  # the queue moves
 
 
 def test_baselines_write_no_queue_columns(dyn_of, tiny_zoo, tmp_path):
     world = world_of(dyn_of({"kind": "greedy"}, simulation={"slots": 5, "delay_target_s": 0.001,
                                                              "accuracy_target": 0.8}), tiny_zoo)
     world.run(tmp_path)
-    assert "vq_delay" not in (tmp_path / "slots.csv").read_text().splitlines()[0]
+    assert "delay_queue" not in (tmp_path / "slots.csv").read_text().splitlines()[0]
 
 
 def test_three_transmitters_bound_and_gap_per_task_and_per_window(dyn_of, tiny_zoo, tmp_path, monkeypatch):
@@ -432,12 +432,12 @@ def test_three_transmitters_bound_and_gap_per_task_and_per_window(dyn_of, tiny_z
     s = runner.run_scenario(sc, tmp_path / "run", zoo=tiny_zoo)
     stats, settled = s["controller_stats"], s["settled"]
     decisions = stats["window_slots"][1] - stats["window_slots"][0]  # every device decides every slot here
-    assert settled["tasks"] == 3 * decisions  # one task per slot and device, all in the window
+    assert settled["tasks_arrived"] == 3 * decisions  # one task per slot and device, all in the window
     # per slot: summed over the three devices; per task: a third of it
     assert s["energy_bound_per_task_j"] == pytest.approx(s["energy_bound_per_slot_j"] / 3, rel=1e-12)
     assert stats["decision_energy_per_task_j"] == pytest.approx(stats["decision_energy_per_slot_j"] / 3, rel=1e-12)
     # the window total sets the bound against the realized energy of the window's tasks
-    assert s["energy_bound_j"] == pytest.approx(s["energy_bound_per_task_j"] * settled["tasks"], rel=1e-12)
+    assert s["energy_bound_j"] == pytest.approx(s["energy_bound_per_task_j"] * settled["tasks_arrived"], rel=1e-12)
     # the same gap whichever unit it is read in
     gap = s["optimality_gap"] if s["optimality_gap"] is not None else s["inefficiency_gap"]
     assert gap is not None and gap >= -1e-6

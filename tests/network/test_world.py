@@ -169,7 +169,7 @@ def test_outage_exhausts_arq_at_full_power(scenario_of, run_net):
     n_bits = 32 * 32 + 64
     for r in rows:
         assert int(r["attempts"]) == 3
-        assert float(r["energy_tx_j"]) == pytest.approx(3 * 0.2 * n_bits / 2.0e6, rel=1e-12)
+        assert float(r["energy_tx_per_task_j"]) == pytest.approx(3 * 0.2 * n_bits / 2.0e6, rel=1e-12)
     slots = read_slots(out)
     assert all(s["outage"] == "True" and float(s["power_w"]) == 0.2 for s in slots)
 
@@ -272,10 +272,12 @@ def test_energy_totals_match_tasks_and_slots(scenario_of, run_net):
                       "faults": FAULTS["all"]})
     summary, out = run_net(sc)
     rows, slots = read_tasks(out), read_slots(out)
-    for key in ("energy_tx_j", "energy_cpu_j", "energy_server_j"):
-        assert sum(float(r[key]) for r in rows) == pytest.approx(summary[key], rel=1e-9)
-    for key in ("energy_tx_j", "energy_cpu_j"):
-        assert sum(float(s[key]) for s in slots) == pytest.approx(summary[key], rel=1e-9)
+    for part in ("tx", "cpu", "server"):
+        assert sum(float(r[f"energy_{part}_per_task_j"]) for r in rows) == pytest.approx(summary[f"energy_{part}_j"],
+                                                                                    rel=1e-9)
+    for part in ("tx", "cpu"):
+        assert sum(float(s[f"energy_{part}_per_slot_j"]) for s in slots) == pytest.approx(summary[f"energy_{part}_j"],
+                                                                                     rel=1e-9)
     on_s = summary["duration_s"] - summary["per_agent"]["dev"]["off_s"]
     assert summary["energy_idle_j"] == pytest.approx(0.01 * on_s)
     assert summary["avg_power_w"] == pytest.approx(summary["energy_j"] / summary["duration_s"])
