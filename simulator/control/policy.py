@@ -431,10 +431,18 @@ class PolicyController:
         """
         if self.delay_max_s is None or self.accuracy_min is None:
             return None
-        t, p = self.table, self.params
         start, end = slots or (self.settle, self._slot + 1)
         gain = self._gain[start:end]
-        active = self._active[start:end]
+        acc, mask, params = self.bound_inputs(gain, self._active[start:end])
+        return offline_lower_bound(gain=gain, accuracy=acc,
+                                   delay_max_s=self.delay_max_s if delay_max_s is None else delay_max_s,
+                                   accuracy_min=self.accuracy_min if accuracy_min is None else accuracy_min,
+                                   option_mask=mask, **solver, **params)
+
+    def bound_inputs(self, gain: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """(Ĝ, option mask, slot-invariant parameters) of the offline bound on a trace of gains (T, n)
+        and fault masks (T, n), as :meth:`offline_bound` uses them (its docstring says why)."""
+        t, p = self.table, self.params
         if t.noisy:
             envelope = np.maximum.accumulate(t.accuracy, axis=2)
             snr = p["max_power_w"] * gain / (p["noise_psd_w_hz"] * p["bandwidth_hz"])
@@ -444,11 +452,7 @@ class PolicyController:
         mask = t.allowed if active.all() else t.allowed[None, :, :] & active[:, :, None]
         if mask.ndim == 3 and acc.ndim == 2:
             acc = np.broadcast_to(acc, mask.shape)
-        return offline_lower_bound(gain=gain, accuracy=acc,
-                                   delay_max_s=self.delay_max_s if delay_max_s is None else delay_max_s,
-                                   accuracy_min=self.accuracy_min if accuracy_min is None else accuracy_min,
-                                   option_mask=mask, **solver,
-                                   **{**p, "r_min_bps": 1.0 if self.lowered_floor else self.r_min})
+        return acc, mask, {**p, "r_min_bps": 1.0 if self.lowered_floor else self.r_min}
 
     DELAY_SLACK = 1e-3
     """Relative excess of the decisions' mean delay over the target still counted as meeting it."""

@@ -75,7 +75,7 @@ from simulator.config import Scenario, parse_scenario, scenario_to_dict
 from simulator.control.lyapunov import solve_slot
 from simulator.control.oracle import OfflineBound, dual_function, offline_lower_bound
 from simulator.control.policy import OptionSetConfig, PolicyController
-from simulator.control.tables import AccuracyTable, accuracy_margin, interpolate_db
+from simulator.control.tables import AccuracyTable, accuracy_margin
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.executors import Executor, open_executor
@@ -317,18 +317,8 @@ def read_trace(slots_csv: Path, n_tx: int, start: int) -> tuple[np.ndarray, np.n
 
 def bound_trace(controller: PolicyController, gain: np.ndarray, active: np.ndarray,
                 window: tuple[int, int]) -> Trace:
-    """The bound's inputs on a recorded trace, as :meth:`PolicyController.offline_bound` builds them."""
-    t, p = controller.table, controller.params
-    if t.noisy:
-        envelope = np.maximum.accumulate(t.accuracy, axis=2)
-        snr = p["max_power_w"] * gain / (p["noise_psd_w_hz"] * p["bandwidth_hz"])
-        acc = np.stack([interpolate_db(t.snr_grid_db, envelope, row) for row in snr])
-    else:
-        acc = t.accuracy[:, :, 0]
-    mask = t.allowed if active.all() else t.allowed[None, :, :] & active[:, :, None]
-    if mask.ndim == 3 and acc.ndim == 2:
-        acc = np.broadcast_to(acc, mask.shape)
-    params = {**p, "r_min_bps": 1.0 if controller.lowered_floor else controller.r_min}
+    """The bound's inputs on a recorded trace (:meth:`PolicyController.bound_inputs`)."""
+    acc, mask, params = controller.bound_inputs(gain, active)
     return Trace(gain, acc, mask, params, window)
 
 
