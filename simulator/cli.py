@@ -304,13 +304,19 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     folder = args.folder
     if not folder.is_dir():
         raise ScenarioError("no such folder", path=str(folder))
-    if plots.results_kind(folder) == "unknown":
+    frontier = (folder / "frontier.csv").is_file()
+    if not frontier and plots.results_kind(folder) == "unknown":
         raise ScenarioError("not a results folder: expected summary.json and slots.csv (relcomm run), "
-                            "stitching.csv (relcomm stitch), sweep_summary.csv (relcomm sweep) or tradeoff.csv",
-                            path=str(folder))
+                            "stitching.csv (relcomm stitch), sweep_summary.csv (relcomm sweep), tradeoff.csv "
+                            "or frontier.csv", path=str(folder))
     out = args.out or folder / "plots"
     with claim(out, "plots", field="--out" if args.out else None, inside_results=True) as target:
-        written = plots.plot_folder(folder, target.in_place())
+        if frontier:  # its figure module imports plots, so plots cannot dispatch to it
+            from simulator.plots_frontier import frontier_figure
+
+            written = [frontier_figure(folder / "frontier.csv", Path(target.in_place()) / "frontier.png")]
+        else:
+            written = plots.plot_folder(folder, target.in_place())
     where = written[0].parent if written else folder
     print(f"wrote {len(written)} plot{'s' * (len(written) != 1)} to {where}/ (PNG and PDF): {', '.join(p.stem for p in written)}")
     return 0

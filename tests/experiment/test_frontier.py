@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -259,3 +260,9 @@ def test_the_figure_reads_the_csv_alone(tmp_path):
         w.writerows([{k: r.get(k, "") for k in cols} for r in rows])
     png = frontier_figure(tmp_path / "frontier.csv", tmp_path / "plots" / "frontier.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".pdf").exists()
+    # relcomm plot redraws a frontier folder from its CSV
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(tmp_path / "frontier.csv", again / "frontier.csv")
+    assert cli_main(["plot", str(again)]) == 0
+    assert (again / "plots" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
