@@ -141,6 +141,19 @@ def _grid(values: Sequence[float] | None, field: str, low: float, high: float) -
     return tuple(sorted(set(float(v) for v in values)))
 
 
+def _targets(given: Sequence[float] | None, flag: str, high: float, section_value: Sequence[float] | None,
+             section_field: str, default: Callable[[], tuple[tuple[float, ...], str]]
+             ) -> tuple[tuple[float, ...], str]:
+    """(targets, where they came from): the flag's (checked to lie in (0, ``high``)), else the scenario's
+    ``frontier.<section_field>`` (None: not set), else ``default()``."""
+    values = _grid(given, flag, 0.0, high)
+    if values is not None:
+        return values, flag
+    if section_value is not None:
+        return tuple(section_value), f"frontier.{section_field}"
+    return default()
+
+
 def _subset(run: tuple[float, ...], grid: tuple[float, ...], field: str, grid_field: str) -> tuple[float, ...]:
     out = []
     for v in run:
@@ -161,46 +174,39 @@ def frontier_plan(scenario: Scenario, *, delay_targets: Sequence[float] | None =
     """
     lyapunov_section(scenario)
     sec, sim = scenario.frontier, scenario.simulation
-    flag = {"delay": "--delay-targets", "accuracy": "--accuracy-targets", "run_delay": "--run-delay-targets",
-            "run_accuracy": "--run-accuracy-targets"}
-    delays = _grid(delay_targets, flag["delay"], 0.0, 3600.0)
-    where_delay = flag["delay"]
-    if delays is None and sec is not None and sec.delay_targets_s:
-        delays, where_delay = sec.delay_targets_s, "frontier.delay_targets_s"
-    if delays is None:
+
+    def default_delays() -> tuple[tuple[float, ...], str]:
         if sim.delay_target_s is None:
             raise ScenarioError("needed for the default delay targets (or give --delay-targets)",
                                 path="simulation.delay_target_s")
-        delays = tuple(sim.delay_target_s * f for f in DEFAULT_DELAY_FACTORS)
-        where_delay = "the default grid, 0.2 … 2 × simulation.delay_target_s: " + ", ".join(f"{d:.4g}" for d in delays)
-    accs = _grid(accuracy_targets, flag["accuracy"], 0.0, 1.0)
-    where_acc = flag["accuracy"]
-    if accs is None and sec is not None and sec.accuracy_targets:
-        accs, where_acc = sec.accuracy_targets, "frontier.accuracy_targets"
-    if accs is None:
+        d = tuple(sim.delay_target_s * f for f in DEFAULT_DELAY_FACTORS)
+        return d, "the default grid, 0.2 … 2 × simulation.delay_target_s: " + ", ".join(f"{x:.4g}" for x in d)
+
+    def default_accuracies() -> tuple[tuple[float, ...], str]:
         if sim.accuracy_target is None:
             raise ScenarioError("needed for the default accuracy targets (or give --accuracy-targets)",
                                 path="simulation.accuracy_target")
-        accs = tuple(sorted({round(sim.accuracy_target + d, 6) for d in DEFAULT_ACCURACY_OFFSETS
-                             if 0.0 < sim.accuracy_target + d < 1.0}))
-        where_acc = "the default grid around simulation.accuracy_target: " + ", ".join(f"{a:g}" for a in accs)
+        a = tuple(sorted({round(sim.accuracy_target + d, 6) for d in DEFAULT_ACCURACY_OFFSETS
+                          if 0.0 < sim.accuracy_target + d < 1.0}))
+        return a, "the default grid around simulation.accuracy_target: " + ", ".join(f"{x:g}" for x in a)
+
+    def section(name: str, empty_is_absent: bool = False):
+        value = getattr(sec, name) if sec is not None else None
+        return None if (empty_is_absent and not value) else value
+
+    delays, where_delay = _targets(delay_targets, "--delay-targets", 3600.0, section("delay_targets_s", True),
+                                   "delay_targets_s", default_delays)
+    accs, where_acc = _targets(accuracy_targets, "--accuracy-targets", 1.0, section("accuracy_targets", True),
+                               "accuracy_targets", default_accuracies)
     if not delays:
         raise ScenarioError("give at least one delay target", path=where_delay)
     if not accs:
         raise ScenarioError("give at least one accuracy target", path=where_acc)
-    run_d = _grid(run_delay_targets, flag["run_delay"], 0.0, 3600.0)
-    if run_d is None:
-        run_d, where = (sec.run_delay_targets_s, "frontier.run_delay_targets_s") if (
-            sec is not None and sec.run_delay_targets_s is not None) else (_every_other(delays), "")
-    else:
-        where = flag["run_delay"]
+    run_d, where = _targets(run_delay_targets, "--run-delay-targets", 3600.0, section("run_delay_targets_s"),
+                            "run_delay_targets_s", lambda: (_every_other(delays), ""))
     run_d = _subset(run_d, delays, where, where_delay)
-    run_a = _grid(run_accuracy_targets, flag["run_accuracy"], 0.0, 1.0)
-    if run_a is None:
-        run_a, where = (sec.run_accuracy_targets, "frontier.run_accuracy_targets") if (
-            sec is not None and sec.run_accuracy_targets is not None) else (_every_other(accs), "")
-    else:
-        where = flag["run_accuracy"]
+    run_a, where = _targets(run_accuracy_targets, "--run-accuracy-targets", 1.0, section("run_accuracy_targets"),
+                            "run_accuracy_targets", lambda: (_every_other(accs), ""))
     run_a = _subset(run_a, accs, where, where_acc)
     if baselines is None:
         baselines = sec.baselines if sec is not None else BASELINES
