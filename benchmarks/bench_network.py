@@ -67,9 +67,9 @@ def _floor(zoo: Zoo, tasks_csv: Path, repeats: int) -> tuple[float, int]:
     heads: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     with open(tasks_csv, newline="") as fh:
         for r in csv.DictReader(fh):
-            if r["encoder"] and r["rx_encoder"]:
-                by_tx[r["encoder"]].append(int(r["sample"]))
-                heads[(r["encoder"], r["rx_encoder"], int(r["anchors"]))].append(len(by_tx[r["encoder"]]) - 1)
+            if r["tx_encoder"] and r["rx_encoder"]:
+                by_tx[r["tx_encoder"]].append(int(r["sample"]))
+                heads[(r["tx_encoder"], r["rx_encoder"], int(r["anchors"]))].append(len(by_tx[r["tx_encoder"]]) - 1)
     images = torch.from_numpy(zoo.dataset.x_test)
     idx = {enc: torch.tensor(s) for enc, s in by_tx.items()}
     rows = {key: torch.tensor(v) for key, v in heads.items()}

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from simulator import yamlio  # noqa: E402
-from simulator.results import atomic_write_bytes, read_csv  # noqa: E402
+from simulator.results import atomic_write_bytes, read_csv, read_pair_csv  # noqa: E402
 
 METHOD_LABELS = {"absolute": "absolute (no alignment)", "relative": "relative (zero-shot)",
                  "procrustes": "Procrustes", "affine": "affine", "inverse-relative": "inverse relative"}
@@ -59,8 +59,8 @@ def _pair_panel(ax, axes, ids: list[str], values: np.ndarray, labels: list[list[
 
 def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Accuracy of every tx → rx pair, one panel per method, at K = 256 (or the nearest below)."""
-    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
-    ids = list(dict.fromkeys(r["tx"] for r in rows))
+    rows = [r for r in read_pair_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
+    ids = list(dict.fromkeys(r["tx_encoder"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     k_ref = _reference_k(rows)
     ncols = min(3, len(methods))
@@ -71,7 +71,7 @@ def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
         mat = np.full((len(ids), len(ids)), np.nan)
         for r in rows:
             if r["method"] == method and int(r["anchors"]) in (0, k_ref):
-                mat[ids.index(r["tx"]), ids.index(r["rx"])] = float(r["accuracy"])
+                mat[ids.index(r["tx_encoder"]), ids.index(r["rx_encoder"])] = float(r["accuracy"])
         im = _pair_panel(ax, axes, ids, mat, [[f"{v:.2f}" for v in row] for row in mat], method, k_ref, "viridis")
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
@@ -82,12 +82,12 @@ def stitching_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
 
 def accuracy_vs_anchors(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Mean accuracy over cross-encoder pairs against anchor count K, one line per method."""
-    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
+    rows = [r for r in read_pair_csv(csv_path) if r["split"] == split and r["mode"] == "ideal" and r["bits"] == "32"]
     by = defaultdict(list)
     native = {}
     for r in rows:
-        native[r["rx"]] = float(r["rx_native_accuracy"])
-        if r["tx"] != r["rx"]:
+        native[r["rx_encoder"]] = float(r["rx_native_accuracy"])
+        if r["tx_encoder"] != r["rx_encoder"]:
             by[(r["method"], int(r["anchors"]))].append(float(r["accuracy"]))
     ks = sorted({k for (_, k) in by if k > 0})
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -118,7 +118,7 @@ def _pair_curves(rows: list[dict[str, str]], x_key: str) -> tuple[dict, dict]:
     cross, same = defaultdict(list), defaultdict(list)
     for r in rows:
         x = float(r[x_key]) if r[x_key] != "" else None
-        (same if r["tx"] == r["rx"] else cross)[(r["mode"], x)].append(float(r["accuracy"]))
+        (same if r["tx_encoder"] == r["rx_encoder"] else cross)[(r["mode"], x)].append(float(r["accuracy"]))
     return cross, same
 
 
@@ -131,7 +131,7 @@ def _band(ax: plt.Axes, xs: list[float], groups: dict, key, label: str, **style)
 
 def accuracy_vs_bits(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Relative stitching accuracy against bits per entry (ideal link), with the float32 level."""
-    rows = [r for r in read_csv(csv_path) if r["split"] == split and r["method"] == "relative"
+    rows = [r for r in read_pair_csv(csv_path) if r["split"] == split and r["method"] == "relative"
             and r["mode"] == "ideal"]
     k = max(int(r["anchors"]) for r in rows if r["bits"] != "32")
     rows = [r for r in rows if int(r["anchors"]) == k]
@@ -153,12 +153,12 @@ def accuracy_vs_bits(csv_path: Path, out_dir: Path, split: str = "test") -> Path
 
 def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Relative stitching accuracy against per-symbol SNR, uncoded digital and analog transmission."""
-    all_rows = [r for r in read_csv(csv_path) if r["split"] == split and r["method"] == "relative"]
+    all_rows = [r for r in read_pair_csv(csv_path) if r["split"] == split and r["method"] == "relative"]
     noisy = [r for r in all_rows if r["mode"] in ("digital", "analog")]
     k = int(noisy[0]["anchors"])
     cross, _ = _pair_curves([r for r in noisy if int(r["anchors"]) == k and r["mode"] == "analog"], "snr_db")
     ideal = [float(r["accuracy"]) for r in all_rows if r["mode"] == "ideal" and r["bits"] == "32"
-             and int(r["anchors"]) == k and r["tx"] != r["rx"]]
+             and int(r["anchors"]) == k and r["tx_encoder"] != r["rx_encoder"]]
     scenario_file = Path(csv_path).parent / "scenario.yaml"
     modulation = ""
     if scenario_file.exists():
@@ -188,13 +188,13 @@ def accuracy_vs_snr(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
 
 def retrieval_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Path:
     """Retrieval top-1 (and MRR) of every tx → rx pair, one panel per method, at the largest K in the file."""
-    rows = [r for r in read_csv(csv_path) if r["split"] == split]
+    rows = [r for r in read_pair_csv(csv_path) if r["split"] == split]
     if not rows:  # e.g. only `absolute` asked for, between latent spaces of different widths
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no pair could be compared (retrieval.csv is empty)", ha="center", va="center")
         return save_figure(fig, Path(out_dir) / "retrieval.png")
-    ids = list(dict.fromkeys([r["tx"] for r in rows] + [r["rx"] for r in rows]))
+    ids = list(dict.fromkeys([r["tx_encoder"] for r in rows] + [r["rx_encoder"] for r in rows]))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     k_max = max(int(r["anchors"]) for r in rows)
     n = int(rows[0]["candidates"])
@@ -207,7 +207,7 @@ def retrieval_heatmaps(csv_path: Path, out_dir: Path, split: str = "test") -> Pa
         top1, mrr = np.full((len(ids), len(ids)), np.nan), np.full((len(ids), len(ids)), np.nan)
         for r in rows:
             if r["method"] == method and int(r["anchors"]) in (0, k_max):
-                i, j = ids.index(r["tx"]), ids.index(r["rx"])
+                i, j = ids.index(r["tx_encoder"]), ids.index(r["rx_encoder"])
                 top1[i, j], mrr[i, j] = float(r["top1"]), float(r["mrr"])
         labels = [["n/a" if np.isnan(t) else f"{t:.2f}\n({m:.2f})" for t, m in zip(*pair)] for pair in zip(top1, mrr)]
         im = _pair_panel(ax, axes, ids, top1, labels, method, k_max, cmap)

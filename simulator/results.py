@@ -64,6 +64,22 @@ def write_yaml(path: Path, data: Any) -> Path:
     return Path(path)
 
 
+PAIR_RENAMES = {"tx": "tx_encoder", "rx": "rx_encoder"}
+"""Old names of the encoder-pair columns: ``stitching.csv``, ``retrieval.csv`` and the cached
+calibration rows called the transmitter's and the receiver's encoders ``tx`` and ``rx`` before
+they took the names ``tasks.csv`` and ``slots.csv`` use."""
+
+
+def current_names(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with any old encoder-pair column name (:data:`PAIR_RENAMES`) replaced by today's."""
+    return {PAIR_RENAMES.get(k, k): v for k, v in row.items()}
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def read_pair_csv(path: Path) -> list[dict[str, str]]:
+    """A ``stitching.csv`` or ``retrieval.csv``, read under today's column names (older files too)."""
+    return [current_names(r) for r in read_csv(path)]

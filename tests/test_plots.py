@@ -146,3 +146,11 @@ def test_plot_redraws_a_stitch_folder(tmp_path, tiny_dict, tiny_zoo, capsys):
         assert (out / "plots" / f"{n}.png").read_bytes()[:8] == PNG_MAGIC
         assert (out / "plots" / f"{n}.pdf").read_bytes()[:5] == b"%PDF-"
     assert yaml.safe_load((out / "scenario.yaml").read_text())["stitching"]["anchors"] == [8, 32]
+    # a folder written before the pair columns were renamed (tx, rx) is redrawn the same way
+    for name in ("stitching.csv", "retrieval.csv"):
+        head, rest = (out / name).read_text().split("\n", 1)
+        assert head.startswith("tx_encoder,rx_encoder,")
+        (out / name).write_text(head.replace("tx_encoder,rx_encoder,", "tx,rx,", 1) + "\n" + rest)
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 0
+    assert "wrote 5 plots" in capsys.readouterr().out

@@ -144,7 +144,7 @@ class AccuracyTable:
         for r in rows:
             if r.method != "relative":
                 continue
-            key = (r.tx, r.rx, int(r.anchors), int(r.bits))
+            key = (r.tx_encoder, r.rx_encoder, int(r.anchors), int(r.bits))
             if r.mode == "ideal":
                 self._ideal[key] = float(r.accuracy)
             elif r.mode == "digital" and r.snr_db is not None:

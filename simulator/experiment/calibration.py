@@ -13,6 +13,7 @@ from simulator.control.tables import CalibrationRows
 from simulator.latent.cache import cache_key
 from simulator.latent.stitching import Channel, Condition, StitchRow, Workspace, relative_condition_rows
 from simulator.latent.zoo import Zoo
+from simulator.results import current_names
 from simulator.rng import SeedTree
 
 
@@ -77,7 +78,7 @@ def condition_rows(zoo: Zoo, split: str, anchors: list[int], conds: list[Conditi
     key = conditions_key(zoo, split, anchors, conds)
     stored = zoo.cache.load("conditions", key)
     if stored is not None:
-        return [StitchRow(**row) for row in stored["rows"]]
+        return [StitchRow(**current_names(row)) for row in stored["rows"]]
     t0 = time.perf_counter()
     log(f"{split} split: {len(zoo.encoders) ** 2} pairs × {len(anchors)} anchor counts × {len(conds)} link "
         "conditions (computed once, then cached)")

@@ -22,7 +22,7 @@ def smallest_bits(rows: list[StitchRow], tolerance: float = 0.01) -> dict:
     curves: dict = defaultdict(dict)
     for r in rows:
         if r.mode == "ideal" and r.method == "relative":
-            curves[(r.tx, r.rx, r.anchors)][r.bits] = r.accuracy
+            curves[(r.tx_encoder, r.rx_encoder, r.anchors)][r.bits] = r.accuracy
     out = {}
     for (tx, rx, k), curve in curves.items():
         if 32 in curve and len(curve) > 1:
@@ -33,12 +33,12 @@ def smallest_bits(rows: list[StitchRow], tolerance: float = 0.01) -> dict:
 
 def summarize(rows: list[StitchRow], k_ref: int = 256) -> dict:
     """Ratios of cross-pair accuracy to the receiver's same-encoder accuracy (same method and K)."""
-    ref = {(r.rx, r.method, r.anchors): r.accuracy for r in rows if r.tx == r.rx}
+    ref = {(r.rx_encoder, r.method, r.anchors): r.accuracy for r in rows if r.tx_encoder == r.rx_encoder}
     out: dict = defaultdict(dict)
     for r in rows:
-        if r.tx != r.rx and r.anchors in (0, k_ref):
-            out[r.method][f"{r.tx}->{r.rx}"] = {"accuracy": r.accuracy,
-                                                "ratio_to_same_encoder": r.accuracy / ref[(r.rx, r.method, r.anchors)],
+        if r.tx_encoder != r.rx_encoder and r.anchors in (0, k_ref):
+            out[r.method][f"{r.tx_encoder}->{r.rx_encoder}"] = {"accuracy": r.accuracy,
+                                                "ratio_to_same_encoder": r.accuracy / ref[(r.rx_encoder, r.method, r.anchors)],
                                                 "ratio_to_rx_native": r.accuracy / r.rx_native_accuracy}
     return {"anchors": k_ref, "pairs": dict(out)}
 

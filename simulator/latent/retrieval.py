@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from simulator.latent.stitching import Workspace
 from simulator.latent.zoo import Zoo
 
-COLUMNS = ("tx", "rx", "method", "anchors", "candidates", "top1", "top5", "mrr", "split")
+COLUMNS = ("tx_encoder", "rx_encoder", "method", "anchors", "candidates", "top1", "top5", "mrr", "split")
 """Columns of ``retrieval.csv``."""
 
 CHUNK_ROWS = 1024
@@ -87,8 +87,8 @@ def chance(n: int) -> dict[str, float]:
 class RetrievalRow:
     """One row of ``retrieval.csv`` (:data:`COLUMNS`)."""
 
-    tx: str
-    rx: str
+    tx_encoder: str
+    rx_encoder: str
     method: str
     anchors: int
     candidates: int

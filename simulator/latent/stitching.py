@@ -12,7 +12,7 @@ from simulator.latent.relative import RelativeProjector
 from simulator.latent.translation import Affine, InverseRelative, Procrustes, match_width
 from simulator.latent.zoo import Zoo
 
-COLUMNS = ("tx", "rx", "method", "similarity", "anchors", "bits", "mode", "snr_db", "accuracy",
+COLUMNS = ("tx_encoder", "rx_encoder", "method", "similarity", "anchors", "bits", "mode", "snr_db", "accuracy",
            "rx_native_accuracy", "split")
 
 Channel = Callable[[torch.Tensor], torch.Tensor]
@@ -43,8 +43,8 @@ A condition of mode ``ideal`` draws nothing: its channel must be the same for ev
 class StitchRow:
     """One cell of the stitching matrix (columns of ``stitching.csv``, DESIGN §4)."""
 
-    tx: str
-    rx: str
+    tx_encoder: str
+    rx_encoder: str
     method: str
     similarity: str
     anchors: int

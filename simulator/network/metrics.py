@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 SLOT_COLUMNS = ("slot", "time_s", "transmitter", "receiver", "gain_db", "r_max_bps", "link_up", "device_on",
-                "encoder", "anchors", "bits", "rate_bps", "power_w", "snr_db", "outage", "cpu_hz", "server_share",
+                "tx_encoder", "anchors", "bits", "rate_bps", "power_w", "snr_db", "outage", "cpu_hz", "server_share",
                 "queue_len", "tasks_arrived", "tasks_delivered", "tasks_dropped", "energy_tx_per_slot_j",
                 "energy_cpu_per_slot_j")
 """Columns of ``slots.csv``: one row per slot and transmitter (state at the slot start, counts and
@@ -35,7 +35,7 @@ VIRTUAL_QUEUE_COLUMNS = ("delay_queue", "accuracy_queue")
 and the accuracy queue Y of the transmitter as the slot's decision saw them."""
 
 TASK_COLUMNS = ("task", "transmitter", "receiver", "sample", "label", "arrival_s", "end_s", "delay_s", "status",
-                "drop_reason", "encoder", "rx_encoder", "anchors", "bits", "cpu_hz", "rate_bps", "power_w",
+                "drop_reason", "tx_encoder", "rx_encoder", "anchors", "bits", "cpu_hz", "rate_bps", "power_w",
                 "payload_bits", "bits_sent", "attempts", "retries", "snr_db", "energy_tx_per_task_j",
                 "energy_cpu_per_task_j", "energy_server_per_task_j", "energy_per_task_j", "prediction", "correct")
 """Columns of ``tasks.csv``: one row per task. ``status`` is ``delivered``, ``dropped`` or ``pending``

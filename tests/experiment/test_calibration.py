@@ -11,7 +11,7 @@ import torch
 
 from simulator.config import parse_scenario
 from simulator.control.tables import CalibrationRows, sampling_margin
-from simulator.experiment.calibration import calibration_rows, conditions, conditions_key
+from simulator.experiment.calibration import calibration_rows, condition_rows, conditions, conditions_key
 from simulator.experiment.runner import run_scenario
 from simulator.latent.cache import cache_key
 from simulator.latent.zoo import Zoo
@@ -94,7 +94,7 @@ def test_a_fixed_option_realizes_the_holdout_accuracy_on_the_test_split(holdout_
         "controller": {"kind": "static", "anchors": k, "bits": bits, "rate_bps": 2.0e6}}))
     summary = run_scenario(sc, tmp_path / "run", zoo=holdout_zoo)
     rows = calibration_rows(holdout_zoo)
-    g = next(r.accuracy for r in rows if (r.tx, r.rx, r.anchors, r.bits, r.mode) == (encoder, "mlp-2", k, bits, "ideal"))
+    g = next(r.accuracy for r in rows if (r.tx_encoder, r.rx_encoder, r.anchors, r.bits, r.mode) == (encoder, "mlp-2", k, bits, "ideal"))
     with open(tmp_path / "run" / "tasks.csv", newline="") as fh:
         tasks = [t for t in csv.DictReader(fh) if t["status"] == "delivered"]
     y_test = holdout_zoo.dataset.y_test[holdout_zoo.splits.test]
@@ -103,3 +103,20 @@ def test_a_fixed_option_realizes_the_holdout_accuracy_on_the_test_split(holdout_
     assert n > 2000 and summary["accuracy"] == pytest.approx(np.mean([t["correct"] == "1" for t in tasks]))
     sd = sampling_margin(g, rows.n_calibration, rows.n_test, n, z=1.0)
     assert abs(summary["accuracy"] - g) <= Z_TEST * sd, (summary["accuracy"], g, sd)
+
+
+def test_cached_rows_under_the_old_pair_names_are_read_not_recomputed(tiny_zoo, monkeypatch):
+    # Calibration rows cached before the columns were renamed (tx, rx → tx_encoder, rx_encoder) stay valid.
+    sc = tiny_zoo.scenario
+    anchors, conds = list(sc.stitching.anchors), conditions(sc, include_float=True)
+    rows = condition_rows(tiny_zoo, "validation", anchors, conds)
+    key = conditions_key(tiny_zoo, "validation", anchors, conds)
+    old = [{("tx" if k == "tx_encoder" else "rx" if k == "rx_encoder" else k): v for k, v in r.as_dict().items()}
+           for r in rows]
+    assert {"tx", "rx"} <= old[0].keys() and "tx_encoder" not in old[0]
+    tiny_zoo.cache.save("conditions", key, {"rows": old})
+    try:
+        monkeypatch.setattr("simulator.experiment.calibration.relative_condition_rows", lambda *a, **k: 1 / 0)
+        assert condition_rows(tiny_zoo, "validation", anchors, conds) == rows
+    finally:
+        tiny_zoo.cache.save("conditions", key, {"rows": [r.as_dict() for r in rows]})

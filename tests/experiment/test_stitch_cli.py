@@ -41,7 +41,7 @@ def test_stitch_writes_the_contract(tmp_path, tiny_file, tiny_zoo, capsys):
     assert yaml.safe_load((out / "scenario.yaml").read_text())["seed"] == 0
     # 1 bit per entry loses accuracy, float32 loses none: the quantizer is really in the path.
     acc = {int(r["bits"]): float(r["accuracy"]) for r in rows if r["split"] == "test" and r["mode"] == "ideal"
-           and r["method"] == "relative" and r["tx"] == "mlp-1" and r["rx"] == "mlp-2" and r["anchors"] == "64"}
+           and r["method"] == "relative" and r["tx_encoder"] == "mlp-1" and r["rx_encoder"] == "mlp-2" and r["anchors"] == "64"}
     assert acc[1] < acc[32] - 0.05
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
@@ -57,7 +57,7 @@ def test_stitch_writes_retrieval(tmp_path, tiny_file, tiny_zoo):
     assert len(rows) == 5 + 9 * 4 * 3
     assert {r["method"] for r in rows} == {"absolute", "relative", "procrustes", "affine", "inverse-relative"}
     assert {r["candidates"] for r in rows} == {"150"} and {r["split"] for r in rows} == {"test"}
-    score = {(r["tx"], r["rx"], r["method"], int(r["anchors"])): (float(r["top1"]), float(r["mrr"])) for r in rows}
+    score = {(r["tx_encoder"], r["rx_encoder"], r["method"], int(r["anchors"])): (float(r["top1"]), float(r["mrr"])) for r in rows}
     assert score[("mlp-1", "mlp-1", "relative", 64)][0] > 0.95  # its own space: (near-)duplicate digits aside
     # independently trained encoders: anchors align them far above chance (1/150), raw latents do not
     assert score[("mlp-1", "mlp-2", "relative", 64)][1] > 5 * score[("mlp-1", "mlp-2", "absolute", 0)][1]

@@ -73,7 +73,7 @@ def test_zero_vectors_and_shape_errors():
 
 def test_rows_of_the_tiny_zoo(tiny_zoo):
     rows = retrieval_rows(tiny_zoo, ["absolute", "relative", "procrustes", "affine"], [8, 64], 100)
-    by = {(r.tx, r.rx, r.method, r.anchors): r for r in rows}
+    by = {(r.tx_encoder, r.rx_encoder, r.method, r.anchors): r for r in rows}
     # absolute only between equal widths: mlp-1 and mlp-2 (16), cnn-1 (24) with itself
     assert {(t, r) for t, r, m, _ in by if m == "absolute"} == {
         (a, b) for a in ("mlp-1", "mlp-2") for b in ("mlp-1", "mlp-2")} | {("cnn-1", "cnn-1")}

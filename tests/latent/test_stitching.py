@@ -22,7 +22,7 @@ def test_stitching_rows_equal_one_prediction_per_cell(tiny_zoo):
     labels = tiny_zoo.labels("test")
     assert len(rows) == 9 * (1 + 4 * 2)
     for r in rows:
-        assert r.accuracy == _accuracy(predict(tiny_zoo, r.tx, r.rx, r.method, r.anchors, "test"), labels), r
+        assert r.accuracy == _accuracy(predict(tiny_zoo, r.tx_encoder, r.rx_encoder, r.method, r.anchors, "test"), labels), r
 
 
 @pytest.mark.parametrize("limit", [None, 1])
@@ -43,9 +43,9 @@ def test_condition_rows_equal_one_channel_and_head_call_per_cell(tiny_zoo, monke
     noisy = 0
     for r in rows:
         cond = next(c for c in conds if (c.mode, c.bits, c.snr_db) == (r.mode, r.bits, r.snr_db))
-        ranges = tiny_zoo.projector(r.tx, r.anchors).value_ranges()
-        channel = factory(cond, r.tx, r.rx, r.anchors, ranges)
-        expected = _accuracy(predict(tiny_zoo, r.tx, r.rx, "relative", r.anchors, "validation", channel), labels)
+        ranges = tiny_zoo.projector(r.tx_encoder, r.anchors).value_ranges()
+        channel = factory(cond, r.tx_encoder, r.rx_encoder, r.anchors, ranges)
+        expected = _accuracy(predict(tiny_zoo, r.tx_encoder, r.rx_encoder, "relative", r.anchors, "validation", channel), labels)
         assert r.accuracy == expected, r
         noisy += r.mode != "ideal"
     assert noisy > 0

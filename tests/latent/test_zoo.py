@@ -41,7 +41,7 @@ def test_encoder_id_is_a_name_not_part_of_the_key(tiny_zoo, tiny_dict):
 
 
 def test_stitching_matches_theory_on_digits(tiny_zoo):
-    rows = {(r.tx, r.rx, r.method, r.anchors): r for r in
+    rows = {(r.tx_encoder, r.rx_encoder, r.method, r.anchors): r for r in
             stitching_rows(tiny_zoo, "test", ["absolute", "relative", "procrustes"], [64])}
     n = len(tiny_zoo.labels("test"))
     for tx in tiny_zoo.encoders:
