@@ -9,6 +9,8 @@ Run ``python benchmarks/bench_channel.py [--repeats N] [--threads T]``; prints a
 from __future__ import annotations
 
 import argparse
+from typing import Callable
+
 import torch
 
 from common import markdown_table, median_s

@@ -305,5 +305,4 @@ class SentenceTransformerEncoder(Encoder):
         return self.flops_at(self.token_counts(samples))
 
 
-__all__ = ["SentenceTransformerSpec", "SentenceTransformerEncoder", "MODELS", "MPNET_PARTS", "file_sha256",
-           "files_sha256", "library_version", "package_missing", "progress_step", "unpack_split_zip"]
+__all__ = ["SentenceTransformerSpec", "SentenceTransformerEncoder", "MODELS", "MPNET_PARTS", "unpack_split_zip"]
