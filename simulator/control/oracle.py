@@ -78,15 +78,16 @@ says ``"coupled"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simulator.control.lyapunov import solve_slot
+from simulator.control.lyapunov import SlotDecision, solve_slot
 from simulator.errors import ScenarioError
 
-__all__ = ["DualPoint", "OfflineBound", "dual_function", "offline_lower_bound", "optimality_gap"]
+__all__ = ["DualPoint", "OfflineBound", "SlotMinimizers", "dual_function", "offline_lower_bound", "optimality_gap",
+           "slot_minimizers"]
 
 # Per-device keyword arguments of solve_slot (scalar or (n_devices,)).
 _PER_DEVICE = ("noise_psd_w_hz", "bandwidth_hz", "max_power_w", "kappa_device", "f_min_hz",
@@ -209,6 +210,23 @@ class OfflineBound:
         return self.bound_j * self.slots
 
 
+@dataclass(frozen=True)
+class SlotMinimizers:
+    """The per-slot minimizers of the Lagrangian at fixed multipliers (:func:`slot_minimizers`).
+
+    Attributes
+    ----------
+    option : numpy.ndarray of int64, shape (n_slots, n_devices)
+        The minimizing option of every (slot, device) pair, −1 where it has no feasible decision.
+    feasible : numpy.ndarray of bool, shape (n_slots, n_devices)
+        Whether the pair has one (a link, an allowed option and a rate in [R_min, R_max,t]): the
+        pairs F_i the constraints average over.
+    """
+
+    option: np.ndarray
+    feasible: np.ndarray
+
+
 def optimality_gap(energy_j: ArrayLike, bound_j: ArrayLike) -> np.ndarray | float:
     """Relative gap of a policy's energy to the lower bound: ``energy / bound − 1``.
 
@@ -220,7 +238,10 @@ def optimality_gap(energy_j: ArrayLike, bound_j: ArrayLike) -> np.ndarray | floa
 
 
 class _Trace:
-    """The trace batched for solve_slot: T·n pseudo-devices, T·S pseudo-servers, in chunks."""
+    """The trace batched for solve_slot: T·n pseudo-devices, T·S pseudo-servers, in chunks.
+
+    ``delay_max_s`` and ``accuracy_min`` None: no targets (the minimizers, not D).
+    """
 
     def __init__(self, gain, accuracy, option_mask, delay_max_s, accuracy_min, params):
         bad = [k for k in _NOT_PARAMS if k in params]
@@ -233,13 +254,15 @@ class _Trace:
         if t_slots < 1 or n < 1:
             raise ValueError("the trace needs at least one slot and one device")
         self.t_slots, self.n = t_slots, n
-        self.l_max = np.broadcast_to(np.asarray(delay_max_s, dtype=float), (n,)).copy()
-        self.a_min = np.broadcast_to(np.asarray(accuracy_min, dtype=float), (n,)).copy()
-        if np.any(~(self.l_max > 0)) or np.any(~np.isfinite(self.l_max)):
-            raise ScenarioError(f"must be > 0 (got {delay_max_s!r})", path="controller.delay_max_s")
-        if np.any(~((self.a_min >= 0) & (self.a_min <= 1))):
-            raise ScenarioError(f"must be in [0, 1] (got {accuracy_min!r})",
-                                path="controller.accuracy_min")
+        self.l_max = self.a_min = None
+        if delay_max_s is not None or accuracy_min is not None:
+            self.l_max = np.broadcast_to(np.asarray(delay_max_s, dtype=float), (n,)).copy()
+            self.a_min = np.broadcast_to(np.asarray(accuracy_min, dtype=float), (n,)).copy()
+            if np.any(~(self.l_max > 0)) or np.any(~np.isfinite(self.l_max)):
+                raise ScenarioError(f"must be > 0 (got {delay_max_s!r})", path="controller.delay_max_s")
+            if np.any(~((self.a_min >= 0) & (self.a_min <= 1))):
+                raise ScenarioError(f"must be in [0, 1] (got {accuracy_min!r})",
+                                    path="controller.accuracy_min")
         acc = np.asarray(accuracy, dtype=float)
         m = acc.shape[-1]
         for k in _PER_OPTION:
@@ -300,7 +323,33 @@ class _Trace:
                 out[k] = table if table.ndim == 1 else table[t0:t1].reshape(-1, self.m)
         return out
 
+    def decisions(self, lam: np.ndarray, eta: np.ndarray) -> Iterator[tuple[int, int, SlotDecision]]:
+        """solve_slot (V = 1, Z = λ, Y = η) chunk by chunk: (t0, t1, the decision of slots t0 … t1 − 1).
+
+        The decision's arrays are (t1 − t0)·n long, slot-major (slot t, device i at
+        (t − t0)·n + i). Each chunk's server prices warm-start its next solve.
+        """
+        for k, ((t0, t1), static) in enumerate(zip(self.chunks, self.static)):
+            tc = t1 - t0
+            d = solve_slot(v=1.0, delay_queue=np.tile(lam, tc), accuracy_queue=np.tile(eta, tc),
+                           server_price_hint=self.hints[k], **static)
+            self.hints[k] = d.server_price if np.any(d.server_price > 0) else None
+            yield t0, t1, d
+
+    def minimizers(self, lam: np.ndarray, eta: np.ndarray) -> SlotMinimizers:
+        """The per-slot minimizers at (λ, η), shape (T, n) (:func:`slot_minimizers`)."""
+        n = self.n
+        option = np.empty((self.t_slots, n), np.int64)
+        feasible = np.empty((self.t_slots, n), bool)
+        for t0, t1, d in self.decisions(np.asarray(lam, dtype=float).reshape(n),
+                                        np.asarray(eta, dtype=float).reshape(n)):
+            option[t0:t1] = d.option.reshape(t1 - t0, n)
+            feasible[t0:t1] = d.feasible.reshape(t1 - t0, n)
+        return SlotMinimizers(option, feasible)
+
     def evaluate(self, lam: np.ndarray, eta: np.ndarray) -> DualPoint:
+        if self.l_max is None:
+            raise ValueError("D needs the targets (delay_max_s, accuracy_min)")
         n, t_slots = self.n, self.t_slots
         lam = np.asarray(lam, dtype=float).reshape(n)
         eta = np.asarray(eta, dtype=float).reshape(n)
@@ -312,11 +361,8 @@ class _Trace:
         count = np.zeros(n, np.int64)
         gap = 0.0
         binding = 0
-        for k, ((t0, t1), static) in enumerate(zip(self.chunks, self.static)):
+        for t0, t1, d in self.decisions(lam, eta):
             tc = t1 - t0
-            d = solve_slot(v=1.0, delay_queue=np.tile(lam, tc), accuracy_queue=np.tile(eta, tc),
-                           server_price_hint=self.hints[k], **static)
-            self.hints[k] = d.server_price if np.any(d.server_price > 0) else None
             feas = d.feasible.reshape(tc, n)
             delay = np.where(feas, d.delay_s.reshape(tc, n), 0.0)
             acc = np.where(feas, d.accuracy.reshape(tc, n), 0.0)
@@ -543,6 +589,41 @@ def dual_function(
     if np.any(~(lam >= 0)) or np.any(~(eta >= 0)):
         raise ValueError("multipliers must be >= 0")
     return trace.evaluate(lam, eta)
+
+
+def slot_minimizers(
+    delay_multiplier: ArrayLike,
+    accuracy_multiplier: ArrayLike,
+    *,
+    gain: ArrayLike,
+    accuracy: ArrayLike,
+    option_mask: ArrayLike | None = None,
+    **params: Any,
+) -> SlotMinimizers:
+    """The per-slot minimizers of the Lagrangian at (λ, η): what the dual's optimum chooses.
+
+    Each slot's ``min Σ_i E_ti + λ_i L_ti − η_i Ĝ_ti`` over its decision set X_t (module
+    docstring), batched over the trace as D is. At an :class:`OfflineBound`'s multipliers they
+    are the optimum's choices: the relaxed optimum time-shares between them and their
+    neighbours in at most one (slot, device) pair per constraint.
+
+    Parameters
+    ----------
+    delay_multiplier, accuracy_multiplier : float or array_like of float, shape (n_devices,)
+        λ (J/s) and η (J), ≥ 0.
+    gain, accuracy, option_mask, **params
+        As for :func:`offline_lower_bound` (no targets: they do not change the minimizers).
+
+    Returns
+    -------
+    SlotMinimizers
+    """
+    trace = _Trace(gain, accuracy, option_mask, None, None, params)
+    lam = np.broadcast_to(np.asarray(delay_multiplier, dtype=float), (trace.n,))
+    eta = np.broadcast_to(np.asarray(accuracy_multiplier, dtype=float), (trace.n,))
+    if np.any(~(lam >= 0)) or np.any(~(eta >= 0)):
+        raise ValueError("multipliers must be >= 0")
+    return trace.minimizers(lam, eta)
 
 
 def offline_lower_bound(

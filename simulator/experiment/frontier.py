@@ -72,8 +72,7 @@ import numpy as np
 
 from simulator import __version__
 from simulator.config import Scenario, parse_scenario, scenario_to_dict
-from simulator.control.lyapunov import solve_slot
-from simulator.control.oracle import OfflineBound, dual_function, offline_lower_bound
+from simulator.control.oracle import OfflineBound, dual_function, offline_lower_bound, slot_minimizers
 from simulator.control.policy import OptionSetConfig, PolicyController
 from simulator.control.tables import AccuracyTable, accuracy_margin
 from simulator.errors import ScenarioError
@@ -106,11 +105,6 @@ COLUMNS = ("delay_target_s", "accuracy_target", "policy", "v", "feasible", "accu
 # energy only breaks ties.
 _FAST_WEIGHT = 1e6
 _BISECTIONS = 60
-_CHUNK_ENTRIES = 1 << 20
-# solve_slot's per-device and per-(device, option) arguments: tiled per slot when slots are batched as
-# pseudo-devices (as the oracle batches them)
-_PER_DEVICE = ("noise_psd_w_hz", "bandwidth_hz", "max_power_w", "kappa_device", "f_min_hz", "f_max_hz", "r_min_bps")
-_PER_DEVICE_OPTION = ("payload_bits", "tx_cycles", "rx_cycles")
 
 
 # --------------------------------------------------------------------------- the plan
@@ -382,43 +376,16 @@ def reachable(trace: Trace, accuracy_min: float) -> tuple[np.ndarray, np.ndarray
 def optimum_choices(trace: Trace, controller: PolicyController, bound: OfflineBound) -> dict[str, float]:
     """Mean K, mean b and each pool encoder's share of the per-slot minimizers at the bound's multipliers.
 
-    Over the (slot, device) pairs with a decision; one batched
-    :func:`~simulator.control.lyapunov.solve_slot` (V = 1, Z = λ*, Y = η*) per chunk of slots,
-    each slot's servers separate pseudo-servers as in the oracle.
+    Over the (slot, device) pairs with a decision (:func:`~simulator.control.oracle.slot_minimizers`).
     """
-    t, p = controller.table, trace.params
-    gain = trace.gain
-    n_slots, n = gain.shape
-    m = t.anchors.shape[0]
-    idx = np.asarray(p["server_index"], np.intp)
-    n_srv = np.atleast_1d(p["server_freq_hz"]).shape[0]
-    chunk = max(1, _CHUNK_ENTRIES // (n * m))
-    options, feasible = [], []
-    for t0 in range(0, n_slots, chunk):
-        tc = min(chunk, n_slots - t0)
-        kw = dict(p)
-        for k in _PER_DEVICE:
-            if k in kw and np.ndim(kw[k]) > 0:
-                kw[k] = np.tile(np.broadcast_to(np.asarray(kw[k], float), (n,)), tc)
-        for k in _PER_DEVICE_OPTION:
-            if k in kw and np.ndim(kw[k]) == 2:
-                kw[k] = np.tile(np.asarray(kw[k], float), (tc, 1))
-        for k in ("server_freq_hz", "kappa_server"):
-            if k in kw and np.ndim(kw[k]) > 0:
-                kw[k] = np.tile(np.broadcast_to(np.asarray(kw[k], float), (n_srv,)), tc)
-        kw["server_index"] = (idx[None, :] + n_srv * np.arange(tc)[:, None]).reshape(-1)
-        acc, mask = trace.accuracy, trace.option_mask
-        kw["accuracy"] = acc[t0:t0 + tc].reshape(-1, m) if acc.ndim == 3 else np.tile(acc, (tc, 1))
-        kw["option_mask"] = mask[t0:t0 + tc].reshape(-1, m) if mask.ndim == 3 else np.tile(mask, (tc, 1))
-        d = solve_slot(v=1.0, delay_queue=np.tile(bound.delay_multiplier, tc),
-                       accuracy_queue=np.tile(bound.accuracy_multiplier, tc), gain=gain[t0:t0 + tc].reshape(-1), **kw)
-        options.append(d.option.reshape(tc, n))
-        feasible.append(d.feasible.reshape(tc, n))
-    option, feas = np.concatenate(options), np.concatenate(feasible)
-    o = np.maximum(option, 0)[feas]
+    t = controller.table
+    best = slot_minimizers(bound.delay_multiplier, bound.accuracy_multiplier, gain=trace.gain,
+                           accuracy=trace.accuracy, option_mask=trace.option_mask, **trace.params)
+    option, feas = best.option, best.feasible
+    o = option[feas]
     out = {"mean_anchors": float(np.mean(t.anchors[o])) if o.size else None,
            "mean_bits": float(np.mean(t.bits[o])) if o.size else None}
-    enc = t.encoder[np.broadcast_to(np.arange(n), option.shape)[feas], o]
+    enc = t.encoder[np.nonzero(feas)[1], o]
     for j, name in enumerate(controller.spec.encoder_ids):
         if np.any(t.encoder[t.allowed] == j):
             out[f"share_{name}"] = float(np.mean(enc == j)) if o.size else None

@@ -11,7 +11,7 @@ import simulator.control.oracle as oracle_module
 from simulator.channel.link import max_rate_bps
 from simulator.control.baselines import make_baseline
 from simulator.control.lyapunov import LyapunovController, VirtualQueues, solve_slot
-from simulator.control.oracle import dual_function, offline_lower_bound, optimality_gap
+from simulator.control.oracle import dual_function, offline_lower_bound, optimality_gap, slot_minimizers
 from simulator.rng import SeedTree
 
 LN2 = np.log(2.0)
@@ -105,6 +105,41 @@ def test_batched_dual_function_equals_slot_by_slot_sum(monkeypatch):
     np.testing.assert_allclose(point.energy_j, energy / t_slots, rtol=1e-9)
     np.testing.assert_array_equal(point.active_slots, count)
     assert count[1] == t_slots - 1
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+def test_slot_minimizers_are_the_slot_by_slot_choices_and_give_the_dual_points_averages(monkeypatch, servers):
+    """The batched minimizers (chunks of 2 slots) are solve_slot's choices slot by slot, and their averages
+    are those of the dual point at the same multipliers (uncoupled, and with binding server capacity)."""
+    rng = _rng(f"minimizers-{servers}")
+    t_slots, n, m = 7, 4, 3
+    gain, acc = _trace(rng, t_slots, n, m)
+    gain[2, 1] = 0.0  # an outage: device 1 sits out slot 2
+    p = _params(rng, m, server_freq_hz=6e8 if servers == 2 else 1e13, servers=servers, n=n)
+    mask = rng.uniform(size=(t_slots, n, m)) < 0.8
+    mask[..., 0] = True
+    lam = 10.0 ** rng.uniform(-2, 0, n)
+    eta = 10.0 ** rng.uniform(-6, -4, n)
+    monkeypatch.setattr(oracle_module, "_CHUNK_ENTRIES", 2 * n * m)
+    best = slot_minimizers(lam, eta, gain=gain, accuracy=acc, option_mask=mask, **p)
+    assert best.option.shape == best.feasible.shape == (t_slots, n)
+    binding = 0
+    for t in range(t_slots):
+        d = solve_slot(v=1.0, delay_queue=lam, accuracy_queue=eta, gain=gain[t], accuracy=acc[t],
+                       option_mask=mask[t], **p)
+        np.testing.assert_array_equal(best.option[t], d.option)
+        np.testing.assert_array_equal(best.feasible[t], d.feasible)
+        binding += int(np.sum(d.server_price > 0))
+    assert (binding > 0) == (servers == 2)
+    assert not best.feasible[2, 1] and best.option[2, 1] == -1
+    point = dual_function(lam, eta, gain=gain, accuracy=acc, option_mask=mask, delay_max_s=2e-3,
+                          accuracy_min=0.7, **p)
+    chosen = np.take_along_axis(acc, np.maximum(best.option, 0)[..., None], axis=-1)[..., 0]
+    np.testing.assert_array_equal(best.feasible.sum(axis=0), point.active_slots)
+    np.testing.assert_allclose(np.sum(chosen * best.feasible, axis=0) / point.active_slots, point.accuracy,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="multipliers"):
+        slot_minimizers(-1.0, eta, gain=gain, accuracy=acc, **p)
 
 
 @pytest.mark.parametrize("coupled", [False, True])
