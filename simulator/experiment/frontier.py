@@ -28,12 +28,24 @@ What it computes (``relcomm frontier SCENARIO.yaml``), for a scenario whose cont
 4. **Simulations** on the coarser ``run_*`` grid, feasible pairs only, in parallel through the
    sweep's executors (:mod:`simulator.experiment.executors`, local process pool or dask): the
    lyapunov controller at V = ``frontier.v`` (large; place-holder backlogs as the scenario says,
-   ``auto`` by default: a pilot with seed + 1 per pair, :mod:`simulator.experiment.pilot`) and
-   ``greedy`` at each pair, ``static`` at each accuracy target (its choice depends on the
-   accuracy target only), ``min-energy`` and ``max-accuracy`` once (they use no target). Every
-   run is judged at each pair it stands for, over the settled window, with the runner's
-   verdicts (:func:`~simulator.experiment.runner.judge`: realized mean delay ≤ target ×
-   (1 + ``delay_tolerance``), realized test accuracy ≥ target − ``accuracy_tolerance``).
+   ``auto`` by default: item 5) and ``greedy`` at each pair, ``static`` at each accuracy target
+   (its choice depends on the accuracy target only), ``min-energy`` and ``max-accuracy`` once
+   (they use no target). Every run is judged at each pair it stands for, over the settled
+   window, with the runner's verdicts (:func:`~simulator.experiment.runner.judge`: realized mean
+   delay ≤ target × (1 + ``delay_tolerance``), realized test accuracy ≥ target −
+   ``accuracy_tolerance``).
+5. **One pilot for every controller run.** ``auto`` place-holders are the offline bound's
+   multipliers on a pilot run with seed + 1 (:mod:`simulator.experiment.pilot`; never the run's
+   own seed: causal). Each pair's pilot would see the same trace (item 1's argument, for seed
+   + 1) and differ only in the bound's targets, so the frontier runs the pilot once
+   (:func:`~simulator.experiment.pilot.shared_pilot`: ``controller.pilot_slots`` slots, default 4
+   × ``simulation.slots``) and computes every pair's place-holders on its trace — the numbers each
+   pair's own pilot would give, bit for bit, without the pilot cache — then runs the controller
+   with them as numbers (``delay_queue_per_v``, ``accuracy_queue_per_v``; its ``summary.json``'s
+   ``placeholders`` then says ``scenario``). A pair whose pilot bound is infeasible is not run
+   (its row's ``error`` says why). ``summary.json``'s ``placeholders`` lists the pilot's seed and
+   slots and the values at every pair (null when no run wants a pilot: numbers in the scenario,
+   or V below ``placeholder_from_v``).
 
 Units: energies are J per task (device transmit + compute [+ server decoding when
 ``include_server_energy``]); ``energy_bound_per_task_j`` is the bound per slot summed over
@@ -50,8 +62,9 @@ window), their decisions' predicted figures, the verdicts, the bound and two gap
 meet the pair's L_max and A_min (the slack of :class:`~simulator.control.policy.PolicyController`;
 otherwise empty: a policy that breaks the constraints may sit below the bound), and
 ``realized_gap`` = realized energy per task / bound − 1. ``summary.json`` holds the grids, the
-counts and the wall times; ``plots/frontier.png`` (:func:`simulator.plots_frontier.frontier_figure`)
-is drawn from ``frontier.csv`` alone.
+counts, the wall times (``pilot_wall_s``: the shared pilot and its bounds) and the place-holders
+(item 5); ``plots/frontier.png`` (:func:`simulator.plots_frontier.frontier_figure`) is drawn from
+``frontier.csv`` alone.
 
 Default grids (no ``frontier:`` section, no flags): delay targets 0.2 … 2 × ``delay_target_s``
 (8 geometric steps), accuracy targets ``accuracy_target`` − 0.02, − 0.01, + 0, + 0.01; the run grid
@@ -64,7 +77,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -78,6 +91,7 @@ from simulator.control.tables import AccuracyTable, accuracy_margin
 from simulator.errors import ScenarioError
 from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.executors import Executor, open_executor
+from simulator.experiment.pilot import INFEASIBLE, PER_V, pilot_scenario, shared_pilot, wants_pilot
 from simulator.experiment.runner import judge, run_scenario, settled_metrics
 from simulator.experiment.sweep import execute_run, prepare_shared
 from simulator.experiment.tradeoff import BASELINES, lyapunov_section, static_choice
@@ -275,6 +289,42 @@ def trace_simulation(scenario: Scenario, plan: FrontierPlan, pairs: Sequence[tup
     sc = at_targets(scenario, {**shared, "kind": TRACE_RUN}, sim.delay_target_s or max(plan.delay_targets_s),
                     sim.accuracy_target or min(plan.accuracy_targets))
     return Simulation(TRACE_RUN, TRACE_RUN, sc, tuple(pairs) if TRACE_RUN in plan.baselines else ())
+
+
+def with_placeholders(sims: Sequence[Simulation], zoo: Zoo, calibration: Sequence[Any], log: Log = lambda _m: None
+                      ) -> tuple[list[Simulation], dict[str, str], dict[str, Any] | None]:
+    """(``sims`` with the controller's ``auto`` place-holders as numbers, the runs that cannot start, the record).
+
+    The numbers of one pilot run for every target pair (module docstring, item 4;
+    :func:`~simulator.experiment.pilot.shared_pilot`). A run whose pilot bound is infeasible at its
+    pair is left out, with the error its own pilot would have raised. The record (``summary.json``'s
+    ``placeholders``): the pilot's seed and slots and the two values per unit V at each pair; None
+    when no run wants a pilot (numbers in the scenario, or V below ``placeholder_from_v``).
+    """
+    wanted = [s for s in sims if s.policy == "lyapunov" and wants_pilot(s.scenario)]
+    if not wanted:
+        return list(sims), {}, None
+    learned = dict(zip((s.name for s in wanted), shared_pilot([s.scenario for s in wanted], zoo, calibration, log)))
+    pilot = pilot_scenario(wanted[0].scenario)
+    record: dict[str, Any] = {"source": "one pilot run for every target pair", "pilot_seed": pilot.seed,
+                              "pilot_slots": pilot.simulation.slots, "pairs": []}
+    out, errors = [], {}
+    for sim in sims:
+        values = learned.get(sim.name, ())
+        if values is None:
+            errors[sim.name] = INFEASIBLE
+        elif values:
+            data = scenario_to_dict(sim.scenario)
+            data["controller"].update({f: v for f, v in zip(PER_V, values) if data["controller"][f] == "auto"})
+            sim = replace(sim, scenario=parse_scenario(data))
+        if sim.name in learned:
+            (l_max, a), = sim.pairs
+            record["pairs"].append({"delay_target_s": l_max, "accuracy_target": a,
+                                    **{f: None if values is None else getattr(sim.scenario.controller, f)
+                                       for f in PER_V}})
+        if sim.name not in errors:
+            out.append(sim)
+    return out, errors, record
 
 
 # --------------------------------------------------------------------------- the trace and the bound
@@ -530,8 +580,12 @@ def run_frontier(scenario: Scenario, out_dir: Path, plan: FrontierPlan | None = 
 
         # 4. the simulations, at the feasible run pairs
         feasible_pairs = [p for p in run_pairs if bounds[p]["feasible"]]
-        sims = simulations(scenario, plan, feasible_pairs, calibration)
+        planned = simulations(scenario, plan, feasible_pairs, calibration)
+        t_pilot = time.perf_counter()
+        sims, pilot_errors, placeholders = with_placeholders(planned, zoo, calibration, log)
+        pilot_wall = time.perf_counter() - t_pilot
         outcomes: dict[str, tuple[dict | None, str | None]] = {trace_sim.name: (trace_summary, None)}
+        outcomes.update({name: (None, error) for name, error in pilot_errors.items()})
         if sims:
             if built:
                 prepare_shared([s.scenario for s in sims], log)
@@ -559,7 +613,7 @@ def run_frontier(scenario: Scenario, out_dir: Path, plan: FrontierPlan | None = 
         # rows: the bound's at every pair, then each run at the pairs it stands for
         window_start_s = start * scenario.simulation.slot_s
         rows = [bounds[(l, a)] for a in plan.accuracy_targets for l in plan.delay_targets_s]
-        for sim in [trace_sim, *sims]:
+        for sim in [trace_sim, *planned]:
             summary, error = outcomes.get(sim.name, (None, "not run"))
             for pair in sim.pairs:
                 rows.append(run_row(sim, pair, bounds[pair], runs_dir / sim.name, summary, error, window_start_s,
@@ -578,6 +632,7 @@ def run_frontier(scenario: Scenario, out_dir: Path, plan: FrontierPlan | None = 
             "run_accuracy_targets": list(plan.run_accuracy_targets), "baselines": list(plan.baselines),
             "v": plan.v, "pairs": report.pairs, "feasible_pairs": report.feasible, "runs": report.runs,
             "failed_runs": failed, "executor": report.executor, "wall_s": report.wall_s, "bound_wall_s": bound_wall,
+            "placeholders": placeholders, "pilot_wall_s": pilot_wall if placeholders is not None else None,
             "controller": [{k: r.get(k) for k in ("delay_target_s", "accuracy_target", "optimality_gap",
                                                   "realized_gap", "settled", "constraints_met", "error")}
                            for r in ctl]})
@@ -609,5 +664,5 @@ def read_frontier(out_dir: Path) -> list[dict[str, str]]:
 
 
 __all__ = ["FrontierPlan", "FrontierReport", "Simulation", "Trace", "frontier_plan", "run_frontier", "at_targets",
-           "simulations", "read_trace", "bound_trace", "bound_at", "reachable", "optimum_choices", "read_frontier",
-           "COLUMNS"]
+           "simulations", "with_placeholders", "read_trace", "bound_trace", "bound_at", "reachable", "optimum_choices",
+           "read_frontier", "COLUMNS"]

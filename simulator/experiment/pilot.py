@@ -24,6 +24,14 @@ the cache folder) instead of each running their own.
 The pilot runs ``controller.pilot_slots`` slots (default 4 × ``simulation.slots``): λ̂ is an
 average over the pilot's trace, and a longer pilot leaves less of its sampling noise in it.
 Several transmitters share one number each (the mean of their multipliers).
+
+One pilot for many target pairs (:func:`shared_pilot`, used by ``relcomm frontier``): the
+pilot's channel, faults and arrivals come from the seed tree (seed + 1) whatever its controller
+decides, and the bound's options, Ĝ and physical parameters do not depend on the targets, so
+the pilots of one scenario at several (delay, accuracy) targets all see one trace and differ
+only in the bound's L_max and A_min: one pilot run, and the bound on its trace at each pair,
+give each pair the numbers its own pilot would (bit for bit: the same recorded trace, the same
+:meth:`~simulator.control.policy.PolicyController.offline_bound`).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from simulator.control.tables import accuracy_margin
 from simulator.errors import ScenarioError
 from simulator.latent.cache import cache_key, check_tensors
 from simulator.latent.zoo import Zoo
+from simulator.network.world import World
 
 Log = Callable[[str], None]
 Run = Callable[..., dict]
@@ -53,6 +62,17 @@ V_FIELDS = ("v", "v_sweep", "mu", "nu", "initial_delay_queue", "initial_accuracy
             "placeholder_from_v", "relearn")
 """Controller fields that do not change the pilot's multipliers (left out of its cache key): the bound
 depends on the trace, the options and the targets, not on how the queues move."""
+
+
+INFEASIBLE = "the pilot run's offline bound is infeasible: the targets cannot be met on its trace"
+
+
+def placeholders(status: str, delay_multiplier: Any, accuracy_multiplier: Any) -> tuple[float, float] | None:
+    """(λ̂, η̂) from a pilot's offline bound (its status and per-transmitter multipliers): their means;
+    None when the bound is infeasible."""
+    if status == "infeasible":
+        return None
+    return float(np.mean(delay_multiplier)), float(np.mean(accuracy_multiplier))
 
 
 def wants_pilot(scenario: Scenario) -> bool:
@@ -131,13 +151,50 @@ def pilot_multipliers(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any], 
         log(f"pilot run (seed {pilot.seed}, {pilot.simulation.slots} slots) for the place-holder backlogs")
         with tempfile.TemporaryDirectory(prefix="relcomm-pilot-") as tmp:
             summary = run(pilot, Path(tmp) / "pilot", zoo=zoo)
-        bound = summary.get("offline_bound")
-        if not bound or bound["status"] == "infeasible":
-            raise ScenarioError("the pilot run's offline bound is infeasible: the targets cannot be met on its "
-                                "trace", path="simulation")
-        lam, eta = float(np.mean(bound["delay_multiplier"])), float(np.mean(bound["accuracy_multiplier"]))
+        bound = summary.get("offline_bound") or {"status": "infeasible"}
+        learned = placeholders(bound["status"], bound.get("delay_multiplier"), bound.get("accuracy_multiplier"))
+        if learned is None:
+            raise ScenarioError(INFEASIBLE, path="simulation")
+        lam, eta = learned
         cache.save("pilots", key, {"multipliers": torch.tensor([lam, eta], dtype=torch.float64)})
     return lam, eta, False
+
+
+def shared_pilot(scenarios: Sequence[Scenario], zoo: Zoo, calibration: Sequence[Any],
+                 log: Log = lambda _m: None) -> list[tuple[float, float] | None]:
+    """(λ̂, η̂) of each of ``scenarios`` (one scenario at several targets) from one pilot run (module docstring).
+
+    The numbers :func:`pilot_multipliers` gives each (without its cache); None where the pilot's
+    bound is infeasible at that scenario's targets. Raises ``ValueError`` when the pilots differ
+    in more than their targets and accuracy margins.
+    """
+    if not scenarios:
+        return []
+    pilots = [pilot_scenario(s, margin=accuracy_margin(s, calibration)) for s in scenarios]
+
+    def untargeted(pilot: Scenario) -> dict:
+        data = scenario_to_dict(pilot)
+        data["simulation"].pop("delay_target_s")
+        data["simulation"].pop("accuracy_target")
+        data["controller"].pop("accuracy_margin")
+        return data
+
+    first = untargeted(pilots[0])
+    if any(untargeted(p) != first for p in pilots[1:]):
+        raise ValueError("one pilot serves scenarios that differ only in their targets")
+    pilot = pilots[0]
+    log(f"pilot run (seed {pilot.seed}, {pilot.simulation.slots} slots) for the place-holder backlogs of "
+        f"{len(pilots)} target pairs")
+    world = World(pilot, zoo, calibration)
+    with tempfile.TemporaryDirectory(prefix="relcomm-pilot-") as tmp:
+        world.run(Path(tmp) / "pilot")
+    out = []
+    for p in pilots:
+        # the targets as a pilot's controller forms them: L_max and accuracy_target + its margin
+        bound = world.controller.offline_bound(p.simulation.delay_target_s,
+                                               p.simulation.accuracy_target + accuracy_margin(p, calibration))
+        out.append(placeholders(bound.status, bound.delay_multiplier, bound.accuracy_multiplier))
+    return out
 
 
 def resolve_placeholders(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None, run: Run,
@@ -171,4 +228,5 @@ def resolve_placeholders(scenario: Scenario, zoo: Zoo, calibration: Sequence[Any
     return scenario, record
 
 
-__all__ = ["resolve_placeholders", "pilot_multipliers", "pilot_scenario", "pilot_key", "wants_pilot"]
+__all__ = ["resolve_placeholders", "pilot_multipliers", "pilot_scenario", "pilot_key", "wants_pilot", "shared_pilot",
+           "placeholders", "INFEASIBLE"]

@@ -13,7 +13,7 @@ import pytest
 
 from simulator.cli import main as cli_main
 from simulator.config import parse_scenario, scenario_to_dict
-from simulator.experiment import frontier, runner, sweep, tradeoff
+from simulator.experiment import frontier, pilot, runner, sweep, tradeoff
 from simulator.experiment.frontier import COLUMNS, frontier_plan, read_trace, run_frontier
 from simulator.plots_frontier import frontier_figure
 from tests.conftest import TINY
@@ -197,6 +197,41 @@ def test_the_controller_is_never_below_the_frontier_by_more_than_its_noise(front
         se = energy.std(ddof=1) / math.sqrt(energy.size)
         assert _f(r["energy_per_task_j"]) == pytest.approx(energy.mean(), rel=1e-9)
         assert _f(r["energy_per_task_j"]) >= bound - slack - 3 * se
+
+
+@pytest.mark.slow
+def test_one_pilot_gives_every_controller_run_the_place_holders_its_own_pilot_would(frontier_dir, tiny_zoo):
+    """The shared pilot (seed + 1, never the run's seed) gives each pair the numbers of that pair's own pilot
+    (pilot_multipliers, as the runner would have run it), bit for bit; the runs take them as numbers."""
+    scenario, out, _ = frontier_dir
+    record = json.loads((out / "summary.json").read_text())["placeholders"]
+    assert record["pilot_seed"] == scenario.seed + 1 != scenario.seed
+    assert record["pilot_slots"] == 4 * scenario.simulation.slots
+    learned = {(p["delay_target_s"], p["accuracy_target"]): (p["delay_queue_per_v"], p["accuracy_queue_per_v"])
+               for p in record["pairs"]}
+    rows = [r for r in _rows(out) if r["policy"] == "lyapunov"]
+    assert {(float(r["delay_target_s"]), float(r["accuracy_target"])) for r in rows} == set(learned)
+    for r in rows:
+        placeholders = json.loads((out / "runs" / r["run_dir"].rsplit("/", 1)[-1] / "summary.json").read_text())[
+            "placeholders"]
+        assert placeholders["source"] == "scenario"
+        pair = (float(r["delay_target_s"]), float(r["accuracy_target"]))
+        assert (placeholders["delay_queue_per_v"], placeholders["accuracy_queue_per_v"]) == learned[pair]
+    # the pair with the tightest targets, against its own pilot
+    pair = (min(p[0] for p in learned), max(p[1] for p in learned))
+    sim, = [s for s in frontier.simulations(scenario, frontier_plan(scenario), [pair], fake_calibration())
+            if s.policy == "lyapunov"]
+    assert sim.scenario.controller.delay_queue_per_v == "auto"
+    lam, eta, cached = pilot.pilot_multipliers(sim.scenario, tiny_zoo, fake_calibration(), runner.run_scenario)
+    assert not cached and (lam, eta) == learned[pair]
+
+
+def test_one_pilot_serves_only_scenarios_that_differ_in_their_targets(sweep_scenario):
+    data = scenario_to_dict(sweep_scenario)
+    data["simulation"]["slots"] += 1
+    other = parse_scenario(data)
+    with pytest.raises(ValueError, match="differ only in their targets"):
+        pilot.shared_pilot([sweep_scenario, other], zoo=None, calibration=fake_calibration())
 
 
 def test_the_plan_takes_flags_over_the_section_over_the_defaults(sweep_scenario):
