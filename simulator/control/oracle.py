@@ -323,6 +323,15 @@ class _Trace:
                 out[k] = table if table.ndim == 1 else table[t0:t1].reshape(-1, self.m)
         return out
 
+    def multipliers(self, delay_multiplier: ArrayLike,
+                    accuracy_multiplier: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """(λ, η) of a caller (scalars or per device), checked (≥ 0) and shaped (n,)."""
+        lam = np.broadcast_to(np.asarray(delay_multiplier, dtype=float), (self.n,))
+        eta = np.broadcast_to(np.asarray(accuracy_multiplier, dtype=float), (self.n,))
+        if np.any(~(lam >= 0)) or np.any(~(eta >= 0)):
+            raise ValueError("multipliers must be >= 0")
+        return lam, eta
+
     def decisions(self, lam: np.ndarray, eta: np.ndarray) -> Iterator[tuple[int, int, SlotDecision]]:
         """solve_slot (V = 1, Z = λ, Y = η) chunk by chunk: (t0, t1, the decision of slots t0 … t1 − 1).
 
@@ -341,8 +350,7 @@ class _Trace:
         n = self.n
         option = np.empty((self.t_slots, n), np.int64)
         feasible = np.empty((self.t_slots, n), bool)
-        for t0, t1, d in self.decisions(np.asarray(lam, dtype=float).reshape(n),
-                                        np.asarray(eta, dtype=float).reshape(n)):
+        for t0, t1, d in self.decisions(lam, eta):
             option[t0:t1] = d.option.reshape(t1 - t0, n)
             feasible[t0:t1] = d.feasible.reshape(t1 - t0, n)
         return SlotMinimizers(option, feasible)
@@ -584,11 +592,7 @@ def dual_function(
     η (J), scalars or shape (n_devices,), ≥ 0.
     """
     trace = _Trace(gain, accuracy, option_mask, delay_max_s, accuracy_min, params)
-    lam = np.broadcast_to(np.asarray(delay_multiplier, dtype=float), (trace.n,))
-    eta = np.broadcast_to(np.asarray(accuracy_multiplier, dtype=float), (trace.n,))
-    if np.any(~(lam >= 0)) or np.any(~(eta >= 0)):
-        raise ValueError("multipliers must be >= 0")
-    return trace.evaluate(lam, eta)
+    return trace.evaluate(*trace.multipliers(delay_multiplier, accuracy_multiplier))
 
 
 def slot_minimizers(
@@ -619,11 +623,7 @@ def slot_minimizers(
     SlotMinimizers
     """
     trace = _Trace(gain, accuracy, option_mask, None, None, params)
-    lam = np.broadcast_to(np.asarray(delay_multiplier, dtype=float), (trace.n,))
-    eta = np.broadcast_to(np.asarray(accuracy_multiplier, dtype=float), (trace.n,))
-    if np.any(~(lam >= 0)) or np.any(~(eta >= 0)):
-        raise ValueError("multipliers must be >= 0")
-    return trace.minimizers(lam, eta)
+    return trace.minimizers(*trace.multipliers(delay_multiplier, accuracy_multiplier))
 
 
 def offline_lower_bound(
