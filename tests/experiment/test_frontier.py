@@ -234,6 +234,25 @@ def test_one_pilot_serves_only_scenarios_that_differ_in_their_targets(sweep_scen
         pilot.shared_pilot([sweep_scenario, other], zoo=None, calibration=fake_calibration())
 
 
+def test_a_pair_whose_pilot_bound_is_infeasible_is_not_run_and_the_others_get_numbers(sweep_scenario, monkeypatch):
+    plan = frontier_plan(sweep_scenario, baselines=["greedy"], v=1e5)
+    pairs = [(0.002, 0.8), (0.004, 0.8)]
+    sims = frontier.simulations(sweep_scenario, plan, pairs, fake_calibration())
+    monkeypatch.setattr(frontier, "shared_pilot", lambda scenarios, zoo, calibration, log: [None, (0.5, 0.25)])
+    kept, errors, record = frontier.with_placeholders(sims, None, fake_calibration())
+    assert errors == {"lyapunov-L2ms-A0.8": pilot.INFEASIBLE}
+    assert [s.name for s in kept] == ["lyapunov-L4ms-A0.8", "greedy-L2ms-A0.8", "greedy-L4ms-A0.8"]
+    ctl = kept[0].scenario.controller
+    assert (ctl.delay_queue_per_v, ctl.accuracy_queue_per_v, ctl.v) == (0.5, 0.25, 1e5)
+    assert record["pilot_seed"] == sweep_scenario.seed + 1
+    assert [(p["delay_target_s"], p["delay_queue_per_v"], p["accuracy_queue_per_v"]) for p in record["pairs"]] == [
+        (0.002, None, None), (0.004, 0.5, 0.25)]
+    # numbers in the scenario, or V below placeholder_from_v: no pilot
+    low = frontier.simulations(sweep_scenario, frontier_plan(sweep_scenario, baselines=[], v=10.0), pairs,
+                               fake_calibration())
+    assert frontier.with_placeholders(low, None, fake_calibration()) == (low, {}, None)
+
+
 def test_the_plan_takes_flags_over_the_section_over_the_defaults(sweep_scenario):
     plan = frontier_plan(sweep_scenario)
     assert len(plan.delay_targets_s) == 8 and plan.delay_targets_s[0] == pytest.approx(0.0004)
