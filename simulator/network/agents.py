@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,6 +45,7 @@ from simulator.network.cpu import SharedCpu
 from simulator.network.energy import compute_energy_j, transmit_energy_j
 from simulator.network.faults import IntervalSet
 from simulator.network.metrics import SlotTally
+from simulator.network.schedule import at
 
 if TYPE_CHECKING:
     from simulator.network.world import World
@@ -137,7 +139,9 @@ class Transmitter:
         self._next_uniform = 0
         self._eps_key: tuple = ()
         self._eps = 0.0
-        self.process = self.env.process(self._serve())
+        # A device with faults runs the general service process; one without serves by callbacks (start()).
+        self.process = self.env.process(self._serve()) if self.has_faults else None
+        self._lost = False
 
     # ---------------------------------------------------------------- arrivals
     def arrive(self, task: Task) -> None:
@@ -155,6 +159,66 @@ class Transmitter:
         return len(self.queue) + (self.current is not None)
 
     # ---------------------------------------------------------------- service
+    def start(self) -> None:
+        """Begin serving, once the arrival source has set ``next_arrival`` (a device without faults)."""
+        if self.process is None:
+            self.next_arrival.callbacks.append(self._woken)
+
+    def _woken(self, _event) -> None:
+        self._serve_next()
+
+    def _serve_next(self) -> None:
+        """:meth:`_serve` of a device without faults, as callbacks: the same steps, in the same event steps.
+
+        A generator process costs a resume (``Process._resume``) per event; here the common cycle
+        (dequeue, encode and send as one step, hand over at the attempt's end) is plain calls on
+        light events (:mod:`~simulator.network.schedule`), and what it does not cover (an encoding
+        that ends in the next slot, a retry) runs the general steps' generators, driven in place.
+        """
+        world, queue = self.world, self.queue
+        env = self.env
+        while queue:
+            task = self.current = queue.popleft()
+            if env._now > task.deadline_s:  # world.expired
+                world.drop(task, "timeout")
+                continue
+            first = self._encode_and_send(task)
+            if first is None:
+                self._drive(self._encode_then_transmit(task))
+                return
+            end_s, self._lost = first
+            at(env, end_s, self._sent)
+            return
+        self.current = None
+        self.next_arrival.callbacks.append(self._woken)  # the arrival's own callback (first) queues the task
+
+    def _sent(self, _event) -> None:
+        task = self.current
+        if not self._lost:
+            self.receiver.receive(task)
+        elif task.attempts >= self.max_attempts:
+            self.world.drop(task, "packet-error")
+        else:
+            self._drive(self._transmit(task))  # a packet error: retried at once
+            return
+        self._serve_next()
+
+    def _encode_then_transmit(self, task: Task):
+        yield from self._encode(task)
+        if task.status == "pending":
+            yield from self._transmit(task)
+
+    def _drive(self, steps, event=None) -> None:
+        """Run the generator ``steps`` to its next wait (as ``Process._resume`` would), then serve on."""
+        try:
+            ev = next(steps) if event is None else steps.send(event._value)
+            while ev.callbacks is None:  # already processed: resumes at once
+                ev = steps.send(ev._value)
+        except StopIteration:
+            self._serve_next()
+            return
+        ev.callbacks.append(partial(self._drive, steps))
+
     def _serve(self):
         world = self.world
         while True:
@@ -173,7 +237,7 @@ class Transmitter:
                         yield from self._transmit(task)
                 else:
                     end_s, lost = first
-                    yield world.event_at(end_s)
+                    yield at(self.env, end_s)
                     if not lost:
                         self.receiver.receive(task)
                     elif task.attempts >= self.max_attempts:
@@ -195,7 +259,7 @@ class Transmitter:
         if self.sample_cycles and enc in self.sample_cycles:
             work += float(self.sample_cycles[enc][task.sample])
             duration, e_cpu = work / f, compute_energy_j(self.kappa, f, work)
-        end_encode = self.env.now + duration  # the time a timeout of ``duration`` would fire at
+        end_encode = self.env._now + duration  # the time a timeout of ``duration`` would fire at
         if not (end_encode < world.slot_end_s and end_encode <= task.deadline_s and rate > 0.0):
             return None
         outage, power, snr, e_tx, eps = world.link_state().link[i]

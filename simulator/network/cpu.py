@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import simpy
 
 from simulator.network.faults import IntervalSet
+from simulator.network.schedule import after
 
 POLICIES = ("fifo", "processor-sharing", "partitioned")
 # A job is done when less than this fraction of its work is left (floating-point residue).
@@ -72,6 +73,7 @@ class SharedCpu:
         self.kappa = float(kappa)
         self.policy = policy
         self._fifo = policy == "fifo"
+        self._partitioned = policy == "partitioned"
         self.on_done = on_done
         n_classes = max(1, int(n_classes))
         self._queues: list[deque] = [deque() for _ in range(n_classes if policy == "partitioned" else 1)]
@@ -84,6 +86,7 @@ class SharedCpu:
         self._version = 0
         self._slowdown = slowdown
         self.factor = slowdown.value_at(env.now)
+        self._speeds()
         self._plan_boundary(env.now)
 
     # ---------------------------------------------------------------- service plan
@@ -99,63 +102,113 @@ class SharedCpu:
         queues, shares = self._queues, self.shares
         return [(queues[c][0], phi * shares[c] * f, shares[c] * f) for c in self._busy]
 
+    def _speeds(self) -> None:
+        """Cycles per second and joules per cycle of each slice (partitioned) or of the head job (FIFO).
+
+        The products :meth:`_serving` and :meth:`_advance` form, in the same order (``φ s F`` as
+        ``(φ s) F``, ``κ c²`` as ``(κ c) c``), kept until the shares or the slowdown change.
+        """
+        f, phi, kappa = self.cpu_hz, self.factor, self.kappa
+        if self.policy == "partitioned":
+            self._rates = [phi * s * f for s in self.shares]
+            self._joules = [kappa * (s * f) * (s * f) for s in self.shares]
+        else:
+            self._rates, self._joules = [phi * f], [kappa * f * f]
+
     def _advance(self, serving: list | None = None) -> None:
         """Run the jobs in service from the last change to now (``serving``: :meth:`_serving` of now, if known)."""
-        now = self.env.now
+        now = self.env._now
         dt = now - self._t
         if dt > 0.0 and self.n_jobs:
             self.busy_s += dt
             if self._fifo:  # the head job alone, at φ F (as _serving gives it)
-                f, job = self.cpu_hz, self._queues[0][0]
-                done = min(self.factor * f * dt, job.remaining)
+                job = self._queues[0][0]
+                done = min(self._rates[0] * dt, job.remaining)
                 job.remaining -= done
-                energy = self.kappa * f * f * done
+                energy = self._joules[0] * done
                 job.e_srv += energy
                 self.energy_j += energy
-                self._t = now
-                return
-            for job, rate, clock in (self._serving() if serving is None else serving):
-                done = min(rate * dt, job.remaining)
-                job.remaining -= done
-                energy = self.kappa * clock * clock * done
-                job.e_srv += energy
-                self.energy_j += energy
+            elif self._partitioned:
+                queues, rates, joules = self._queues, self._rates, self._joules
+                for c in self._busy:
+                    job = queues[c][0]
+                    done = min(rates[c] * dt, job.remaining)
+                    job.remaining -= done
+                    energy = joules[c] * done
+                    job.e_srv += energy
+                    self.energy_j += energy
+            else:
+                for job, rate, clock in (self._serving() if serving is None else serving):
+                    done = min(rate * dt, job.remaining)
+                    job.remaining -= done
+                    energy = self.kappa * clock * clock * done
+                    job.e_srv += energy
+                    self.energy_j += energy
         self._t = now
 
     def _replan(self) -> None:
         self._version += 1
         if self._fifo:
-            q, rate = self._queues[0], self.factor * self.cpu_hz
+            q, rate = self._queues[0], self._rates[0]
             if q and rate > 0.0:
-                self.env.timeout(max(q[0].remaining / rate, 0.0)).callbacks.append(partial(self._fire, self._version))
+                after(self.env, max(q[0].remaining / rate, 0.0), partial(self._fire, self._version))
             return
         best = math.inf
-        for job, rate, _ in self._serving():
-            if rate > 0.0:
-                best = min(best, job.remaining / rate)
+        if self._partitioned:
+            queues, rates = self._queues, self._rates
+            for c in self._busy:
+                rate = rates[c]
+                if rate > 0.0:
+                    best = min(best, queues[c][0].remaining / rate)
+        else:
+            for job, rate, _ in self._serving():
+                if rate > 0.0:
+                    best = min(best, job.remaining / rate)
         if best < math.inf:
-            self.env.timeout(max(best, 0.0)).callbacks.append(partial(self._fire, self._version))
+            after(self.env, max(best, 0.0), partial(self._fire, self._version))
+
+    @staticmethod
+    def _finished(job: Any, rate: float, now: float) -> bool:
+        """Done: (almost) no work left, or so little that finishing it would not move the clock."""
+        return job.remaining <= _DONE_RTOL * job.rx_cycles or (rate > 0.0 and now + job.remaining / rate <= now)
 
     def _fire(self, version: int, _event: simpy.Event) -> None:
         if version != self._version:
             return  # superseded by a later plan
-        serving = self._serving()
-        self._advance(serving)
-        now = self.env.now
-        # Done: (almost) no work left, or so little that finishing it would not move the clock.
-        finished = [job for job, rate, _ in serving
-                    if job.remaining <= _DONE_RTOL * job.rx_cycles
-                    or (rate > 0.0 and now + job.remaining / rate <= now)]
-        partitioned = self.policy == "partitioned"
-        for job in finished:
-            q = self._queues[job.cpu_class if partitioned else 0]
-            if q[0] is job:
+        if self._fifo:
+            q = self._queues[0]
+            job = q[0]
+            self._advance()
+            if self._finished(job, self._rates[0], self.env._now):
                 q.popleft()
+                self.n_jobs -= 1
+                self._replan()
+                self.on_done(job)
             else:
-                q.remove(job)
-            if partitioned and not q:
-                self._busy.remove(job.cpu_class)
-            self.n_jobs -= 1
+                self._replan()
+            return
+        if self._partitioned:
+            self._advance()
+            now, queues, rates, busy = self.env._now, self._queues, self._rates, self._busy
+            finished = [queues[c][0] for c in busy if self._finished(queues[c][0], rates[c], now)]
+            for job in finished:
+                q = queues[job.cpu_class]
+                q.popleft()
+                if not q:
+                    busy.remove(job.cpu_class)
+                self.n_jobs -= 1
+        else:
+            serving = self._serving()
+            self._advance(serving)
+            now = self.env._now
+            finished = [job for job, rate, _ in serving if self._finished(job, rate, now)]
+            q = self._queues[0]
+            for job in finished:
+                if q[0] is job:
+                    q.popleft()
+                else:
+                    q.remove(job)
+                self.n_jobs -= 1
         self._replan()
         for job in finished:
             self.on_done(job)
@@ -184,6 +237,7 @@ class SharedCpu:
             raise ValueError(f"shares must be {len(self.shares)} non-negative values summing to <= 1")
         self._advance()
         self.shares = shares
+        self._speeds()
         self._replan()
 
     def _plan_boundary(self, t: float) -> None:
@@ -194,6 +248,7 @@ class SharedCpu:
     def _at_boundary(self, t: float, _event: simpy.Event) -> None:
         self._advance()
         self.factor = self._slowdown.value_at(t)
+        self._speeds()
         self._replan()
         self._plan_boundary(t)
 

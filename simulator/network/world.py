@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from heapq import heappush
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import simpy
-from simpy.core import NORMAL, URGENT
+from simpy.core import URGENT
 from simpy.events import Event
 
 from simulator import __version__
@@ -58,6 +57,7 @@ from simulator.network.faults import FaultSchedule
 from simulator.network.links import LinkTable
 from simulator.network.metrics import (SLOT_COLUMNS, TASK_COLUMNS, VIRTUAL_QUEUE_COLUMNS, CsvStream, LogHistogram,
                                        TaskTally, WindowTally)
+from simulator.network.schedule import after, run_while
 from simulator.network.semantic import OutcomeResolver
 from simulator.network.traffic import ArrivalStream
 from simulator.rng import SeedTree
@@ -286,7 +286,7 @@ class World:
 
     # ---------------------------------------------------------------- hooks used by the agents
     def expired(self, task: Task) -> bool:
-        return self.env.now > task.deadline_s
+        return self.env._now > task.deadline_s
 
     def payload_bits(self, k: int, bits: int) -> int:
         """``N = K · spaces · b + header`` (digital and ideal); 0 in analog mode (symbols, not bits)."""
@@ -299,12 +299,12 @@ class World:
         return task.payload_bits / rate_bps
 
     def drop(self, task: Task, reason: str) -> None:
-        task.status, task.reason, task.end_s = "dropped", reason, self.env.now
+        task.status, task.reason, task.end_s = "dropped", reason, self.env._now
         self.transmitters[task.tx].tally.dropped += 1
         self._record(task)
 
     def deliver(self, task: Task) -> None:
-        now = self.env.now
+        now = self.env._now
         task.status, task.end_s = "delivered", now
         tally = self.transmitters[task.tx].tally
         tally.delivered += 1
@@ -335,20 +335,6 @@ class World:
         delay = max(0.0, t - self.env.now)
         self.slot_end_s = self.env.now + delay
         self.env.schedule(ev, URGENT, delay)
-        return ev
-
-    def event_at(self, t: float) -> Event:
-        """An event that fires at exactly ``t`` (≥ now), in order with the other events of that instant.
-
-        ``Environment.timeout`` takes a delay, and ``now + (t − now)`` can miss ``t`` by a bit; a
-        step that stands for two timeouts (``a`` then ``b``) must fire at ``(now + a) + b``, where
-        the second would have. Scheduled as SimPy schedules a timeout (normal priority, next
-        insertion id), with the absolute time.
-        """
-        env = self.env
-        ev = Event(env)
-        ev._ok, ev._value = True, None
-        heappush(env._queue, (t, NORMAL, next(env._eid), ev))
         return ev
 
     def _clock(self):
@@ -440,7 +426,7 @@ class World:
         b, blk, txs = self._row, self._block, self.transmitters
         tallies = [tx.tally for tx in txs]
         blk["arrivals"][b] = [tl.arrivals for tl in tallies]
-        blk["delivered"][b] = delivered = [tl.delivered for tl in tallies]
+        blk["delivered"][b] = [tl.delivered for tl in tallies]
         blk["dropped"][b] = [tl.dropped for tl in tallies]
         blk["e_tx"][b] = [tl.e_tx for tl in tallies]
         blk["e_cpu"][b] = [tl.e_cpu for tl in tallies]
@@ -610,9 +596,7 @@ class World:
             self.env.process(self._clock())
             for tx, stream in zip(self.transmitters, self._streams):
                 _Source(self, tx, stream).start()
-            step = self.env.step
-            while not self._done:
-                step()
+            run_while(self.env, lambda: not self._done)
             self._flush()
             pending = self.pending_tasks()
             for task in pending:
@@ -694,15 +678,15 @@ class _Source:
         ev.callbacks.append(self.fire)
         env.schedule(ev, URGENT)
         self.tx.next_arrival = ev
+        self.tx.start()
 
     def fire(self, _event: Event) -> None:
         world, tx, env = self.world, self.tx, self.world.env
-        index, due, now = tx.index, self.due, env.now
+        index, due, now = tx.index, self.due, env._now
         while due is not None:
             t, sample = due
             if t > now:
-                ev = env.timeout(t - now)
-                ev.callbacks.append(self.fire)
+                ev = after(env, t - now, self.fire)
                 tx.next_arrival, self.due = ev, due
                 return
             tx.arrive(world.new_task(index, sample, t))
