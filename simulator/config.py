@@ -666,6 +666,11 @@ def parse_scenario(data: Any, node: yaml.Node | None = None, source: str = "scen
     """Validate a mapping as a :class:`Scenario`; errors become one-line :class:`ScenarioError`."""
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a YAML mapping at the top level", path=source)
+    if "version" in data:  # a results folder's scenario.yaml names the relcomm that wrote it; it runs again
+        if not isinstance(data["version"], str):
+            raise ScenarioError("must be a string (the relcomm version that wrote this scenario)", path="version",
+                                line=_line_of(node, ("version",)))
+        data = {k: v for k, v in data.items() if k != "version"}
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

@@ -72,3 +72,12 @@ def test_every_shipped_scenario_validates():
     for f in files:
         assert yaml.safe_load(f.read_text())  # readable
         load_scenario(f)
+
+
+def test_a_version_key_is_the_writer_s_and_must_be_a_string(tmp_path, tiny_dict):
+    assert parse_scenario({**tiny_dict, "version": "0.0.1"}) == parse_scenario(tiny_dict)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**tiny_dict, "version": 3}))
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path)
+    assert e.value.path == "version" and "must be a string" in e.value.message and e.value.line is not None

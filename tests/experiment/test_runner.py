@@ -49,7 +49,7 @@ def test_run_writes_the_results_directory(tmp_path, net_file, capsys):
     assert summary["delay_met"] == (summary["mean_delay_s"] <= 0.01)
     assert set(summary["per_agent"]) == {"dev", "srv"}
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["seed"] == 0 and resolved.pop("version") == __version__
+    assert resolved["seed"] == 0 and resolved["version"] == __version__
     assert parse_scenario(resolved) == parse_scenario({**yaml.safe_load(net_file.read_text())})
     with open(out / "slots.csv") as fh:
         slots = list(csv.DictReader(fh))
@@ -71,6 +71,12 @@ def test_rerun_replaces_the_folder_and_is_identical_but_for_wall_time(tmp_path, 
     assert not (out / "stale.txt").exists()
     assert runner.comparable_summary(first) == runner.comparable_summary(second)
     assert (out / "tasks.csv").read_bytes() == tasks
+    # the results folder's own scenario.yaml (resolved, with the version that wrote it) runs again, the same
+    again = tmp_path / "again"
+    assert main(["run", str(out / "scenario.yaml"), "--out", str(again), "--quiet"]) == 0
+    assert runner.comparable_summary(json.loads((again / "summary.json").read_text())) == \
+        runner.comparable_summary(first)
+    assert (again / "tasks.csv").read_bytes() == tasks
 
 
 def test_a_failed_run_leaves_the_old_results_alone(tmp_path, net_file, tiny_zoo, monkeypatch):
