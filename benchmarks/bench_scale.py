@@ -2,8 +2,9 @@
 
 Run ``python benchmarks/bench_scale.py [--devices 20 200 2000] [--repeats 3] [--slots 100]``;
 prints a markdown table. ``--baseline DIR`` measures another checkout too (e.g. ``git worktree add
-/tmp/base COMMIT``): its own ``benchmarks/bench_scale.py --child`` with ``PYTHONPATH=DIR``, on the
-same scenario files, alternating with this tree run by run, and adds the after/before ratios.
+/tmp/base COMMIT``): this script's ``--child`` with ``PYTHONPATH=DIR`` (that checkout's
+``simulator``), on the same scenario files, alternating with this tree run by run, and adds the
+after/before ratios.
 ``--plot PATH`` draws peak RSS and tasks/s against the device count (log–log; both trees with
 ``--baseline``); ``--save PATH`` keeps the measured points as JSON and ``--replot PATH`` redraws
 from such a file. ``--tracemalloc 50 200`` instead compares what the world allocates at
@@ -29,6 +30,8 @@ Every run is a fresh subprocess (``--child``), so one size's memory does not lea
 - **peak RSS**: the child's ``VmHWM`` (from ``/proc/self/status``) after ``World.run``: the whole
   process, interpreter, torch and the cached latents included;
 - **simulated tasks/s**: tasks arrived / wall time of ``World.run`` (the world's build excluded);
+- **tasks per CPU-second**: tasks arrived / the process's CPU time (``time.process_time``) over
+  ``World.run``: less sensitive than wall time to other processes on a loaded machine;
 - **memory slope**: least-squares slope of peak RSS against the device count over the sizes run —
   the memory each added device costs.
 
@@ -110,24 +113,24 @@ def _child(path: Path, trace_frames: int) -> None:
 
     t0 = time.perf_counter()
     world = World(scenario, zoo)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:
         summary = world.run(Path(out), log=snapshot)
-    wall = time.perf_counter() - t1
+    cpu, wall = time.process_time() - c1, time.perf_counter() - t1
     groups = [{"size_b": s.size, "count": s.count,
                "where": [f"{f.filename.replace(str(ROOT) + '/', '')}:{f.lineno}" for f in s.traceback]}
               for s in stats]
     print(json.dumps({"devices": len(scenario.transmitters), "tasks": summary["tasks_arrived"], "run_s": wall,
-                      "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "traced": groups}))
+                      "cpu_s": cpu, "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "traced": groups}))
 
 
 def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0, tree: Path = ROOT) -> dict:
-    """One fresh subprocess run of ``tree``'s bench_scale child (its own ``simulator`` on ``PYTHONPATH``)."""
+    """One fresh subprocess run of this script's child with ``tree``'s ``simulator`` (on ``PYTHONPATH``)."""
     path = folder / f"scale-{devices}.json"
     if not path.exists():
         path.write_text(json.dumps(scale_scenario(devices, slots)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    script = tree / "benchmarks" / "bench_scale.py"
+    script = Path(__file__).resolve()
     out = subprocess.run([sys.executable, str(script), "--child", str(path), "--frames", str(trace_frames)],
                          check=True, capture_output=True, text=True, cwd=tree, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -135,9 +138,11 @@ def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0, tr
 
 def _point(n: int, runs: list[dict]) -> dict:
     rates = [r["tasks"] / r["run_s"] for r in runs]
+    cpu_rates = [r["tasks"] / r["cpu_s"] for r in runs]
     return {"devices": n, "runs": len(runs), "tasks": runs[0]["tasks"],
             "peak_rss_b": statistics.median(r["peak_rss_b"] for r in runs),
             "tasks_per_s": statistics.median(rates), "all_tasks_per_s": rates,
+            "tasks_per_cpu_s": statistics.median(cpu_rates), "all_tasks_per_cpu_s": cpu_rates,
             "build_s": statistics.median(r["build_s"] for r in runs)}
 
 
@@ -180,12 +185,20 @@ def rows(points: list[dict], slots: int) -> list[dict]:
                         note="whole process (interpreter, torch, cached latents) at the end of the run"))
         out.append(dict(name=f"scale[{p['devices']} devices]: simulated tasks/s", value=p["tasks_per_s"],
                         unit="tasks/s", note=note))
+        if "tasks_per_cpu_s" in p:  # (points saved before CPU time was measured lack it)
+            cpu = ", ".join(f"{r:.0f}" for r in p["all_tasks_per_cpu_s"])
+            out.append(dict(name=f"scale[{p['devices']} devices]: simulated tasks per CPU-second",
+                            value=p["tasks_per_cpu_s"], unit="tasks/s",
+                            note=f"median of {p['runs']} ({cpu}); CPU time of the process over World.run"))
     if len(points) >= 2:
         out.append(dict(name="scale: peak RSS per added device", value=memory_slope_b(points) / KIB, unit="KiB",
                         note=f"least-squares slope over {', '.join(str(p['devices']) for p in points)} devices"))
         first, last = points[0], points[-1]
         out.append(dict(name=f"scale: tasks/s at {last['devices']} / at {first['devices']} devices",
                         value=last["tasks_per_s"] / first["tasks_per_s"], unit="x", note="target >= 0.9"))
+        if "tasks_per_cpu_s" in first:
+            out.append(dict(name=f"scale: tasks per CPU-second at {last['devices']} / at {first['devices']} devices",
+                            value=last["tasks_per_cpu_s"] / first["tasks_per_cpu_s"], unit="x", note="target >= 0.9"))
     return out
 
 
@@ -197,9 +210,16 @@ def comparison_rows(after: list[dict], before: list[dict], label: str) -> list[d
                         value=a["tasks_per_s"] / b["tasks_per_s"],
                         note=f"before ({label}): {b['tasks_per_s']:.0f} tasks/s, {b['peak_rss_b'] / MIB:.0f} MiB "
                              f"({', '.join(f'{r:.0f}' for r in b['all_tasks_per_s'])})"))
+        out.append(dict(name=f"scale[{a['devices']} devices]: tasks per CPU-second after / before", unit="x",
+                        value=a["tasks_per_cpu_s"] / b["tasks_per_cpu_s"],
+                        note=f"before ({label}): {b['tasks_per_cpu_s']:.0f} tasks per CPU-second "
+                             f"({', '.join(f'{r:.0f}' for r in b['all_tasks_per_cpu_s'])})"))
     if len(before) >= 2:
         out.append(dict(name=f"scale (before): tasks/s at {before[-1]['devices']} / at {before[0]['devices']} devices",
                         value=before[-1]["tasks_per_s"] / before[0]["tasks_per_s"], unit="x", note=label))
+        out.append(dict(name=f"scale (before): tasks per CPU-second at {before[-1]['devices']} / at "
+                             f"{before[0]['devices']} devices",
+                        value=before[-1]["tasks_per_cpu_s"] / before[0]["tasks_per_cpu_s"], unit="x", note=label))
     return out
 
 

@@ -84,7 +84,7 @@ class Task:
 
 
 class Transmitter:
-    """A device: bounded task queue, CPU, radio, and one SimPy process serving its queue in order.
+    """A device: bounded task queue, CPU, radio, serving its queue in order (by callbacks, or a SimPy process with faults).
 
     Parameters
     ----------
@@ -107,11 +107,14 @@ class Transmitter:
         Device-off and link-outage fault intervals.
     generator : numpy.random.Generator
         For packet-error draws.
+    fast : bool, default True
+        A device without faults serves by callbacks (:meth:`_serve_next`); False runs the general
+        process (:meth:`_serve`) whatever the faults (the same events; kept to test against).
     """
 
     def __init__(self, world: "World", index: int, cfg, receiver: "Receiver", bandwidth_hz: float,
                  tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator,
-                 sample_cycles: dict | None = None):
+                 sample_cycles: dict | None = None, fast: bool = True):
         self.world = world
         self.env: simpy.Environment = world.env
         self.index = index
@@ -140,7 +143,7 @@ class Transmitter:
         self._eps_key: tuple = ()
         self._eps = 0.0
         # A device with faults runs the general service process; one without serves by callbacks (start()).
-        self.process = self.env.process(self._serve()) if self.has_faults else None
+        self.process = self.env.process(self._serve()) if self.has_faults or not fast else None
         self._lost = False
 
     # ---------------------------------------------------------------- arrivals
@@ -395,10 +398,12 @@ class Receiver:
     head_cycles : dict
         ``K → W_rx`` cycles of one head decision.
     slowdown : IntervalSet
+    fast : bool, default True
+        Passed to the CPU (:class:`~simulator.network.cpu.SharedCpu`).
     """
 
     def __init__(self, world: "World", index: int, cfg, n_devices: int, head_cycles: dict,
-                 slowdown: IntervalSet):
+                 slowdown: IntervalSet, fast: bool = True):
         self.world = world
         self.index = index
         self.id = cfg.id
@@ -407,13 +412,15 @@ class Receiver:
         self.capacity = cfg.queue_capacity
         self.head_cycles = head_cycles
         self.slot_of: dict[int, int] = {}  # transmitter index → CPU slice
-        self.cpu = SharedCpu(world.env, cfg.cpu_hz, cfg.kappa, cfg.scheduling, n_devices, slowdown, world.deliver)
+        self.cpu = SharedCpu(world.env, cfg.cpu_hz, cfg.kappa, cfg.scheduling, n_devices, slowdown, world.deliver,
+                             fast=fast)
         self.decoded = 0
 
     def receive(self, task: Task) -> None:
         """A payload arrived: queue it for decoding (or drop it on deadline or a full input queue)."""
-        if self.world.expired(task):
-            self.world.drop(task, "timeout")
+        world = self.world
+        if world.env._now > task.deadline_s:  # world.expired
+            world.drop(task, "timeout")
             return
         if self.capacity is not None and self.cpu.n_jobs >= self.capacity:
             self.world.drop(task, "receiver-queue-full")

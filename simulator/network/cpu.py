@@ -62,18 +62,25 @@ class SharedCpu:
         Intervals whose value is the speed factor ``φ`` in them.
     on_done : callable
         Called with each finished job, at its completion time.
+    fast : bool, default True
+        Serve FIFO and partitioned CPUs through their own paths; False plans them through the
+        general one (the same results; kept to test the fast paths against).
     """
 
     def __init__(self, env: simpy.Environment, cpu_hz: float, kappa: float, policy: str, n_classes: int,
-                 slowdown: IntervalSet, on_done: Callable[[Any], None]):
+                 slowdown: IntervalSet, on_done: Callable[[Any], None], fast: bool = True):
         if policy not in POLICIES:
             raise ValueError(f"unknown CPU policy {policy!r}")
         self.env = env
         self.cpu_hz = float(cpu_hz)
         self.kappa = float(kappa)
         self.policy = policy
-        self._fifo = policy == "fifo"
-        self._partitioned = policy == "partitioned"
+        # the FIFO and partitioned paths (their rates kept per slice); fast=False plans every policy from
+        # the list of jobs in service (:meth:`_serving`), the same floats at a higher cost (tests compare them)
+        self._fifo = fast and policy == "fifo"
+        self._partitioned = fast and policy == "partitioned"
+        self._sliced = policy == "partitioned"
+        self._queued = policy != "processor-sharing"  # a job waits behind its queue's head
         self.on_done = on_done
         n_classes = max(1, int(n_classes))
         self._queues: list[deque] = [deque() for _ in range(n_classes if policy == "partitioned" else 1)]
@@ -202,12 +209,15 @@ class SharedCpu:
             self._advance(serving)
             now = self.env._now
             finished = [job for job, rate, _ in serving if self._finished(job, rate, now)]
-            q = self._queues[0]
+            partitioned = self.policy == "partitioned"
             for job in finished:
+                q = self._queues[job.cpu_class if partitioned else 0]
                 if q[0] is job:
                     q.popleft()
                 else:
                     q.remove(job)
+                if partitioned and not q:
+                    self._busy.remove(job.cpu_class)
                 self.n_jobs -= 1
         self._replan()
         for job in finished:
@@ -216,15 +226,15 @@ class SharedCpu:
     # ---------------------------------------------------------------- changes
     def submit(self, job: Any) -> None:
         """A job arrives (its ``remaining`` cycles already set)."""
-        q = self._queues[job.cpu_class if self.policy == "partitioned" else 0]
-        if self.policy != "processor-sharing" and q:
+        q = self._queues[job.cpu_class if self._sliced else 0]
+        if q and self._queued:
             q.append(job)  # waits behind its queue's head: nothing in service changes
             self.n_jobs += 1
             return
         self._advance()
         q.append(job)
         self.n_jobs += 1
-        if self.policy == "partitioned":
+        if self._sliced:
             insort(self._busy, job.cpu_class)
         self._replan()
 

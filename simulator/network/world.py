@@ -11,12 +11,18 @@ One ``simpy.Environment`` holds
   decision in :attr:`World.state` (plain Python lists, read by the agents). Its events run
   before any other event at the same instant (SimPy's URGENT priority), so an arrival at a
   slot boundary belongs to the new slot;
-- one **arrival source** per transmitter (:class:`_Source`: a timeout per arrival, whose callback
+- one **arrival source** per transmitter (:class:`_Source`: an event per arrival, whose callback
   queues the task and which an idle device waits on; times drawn in chunks);
-- one **service process** per transmitter (one timeout for the encoding and the first attempt
-  when nothing can come between them, else one per encoding and per attempt:
-  :mod:`~simulator.network.agents`);
-- one fluid **CPU** per receiver (a timeout per completion or re-plan).
+- the **service** of each transmitter (one event for the encoding and the first attempt when
+  nothing can come between them, else one per encoding and per attempt:
+  :mod:`~simulator.network.agents`): callbacks for a device without faults, a SimPy process
+  for one with faults;
+- one fluid **CPU** per receiver (an event per completion or re-plan).
+
+Per-task events are light ones (:mod:`~simulator.network.schedule`: a callback on SimPy's queue,
+scheduled exactly as a timeout), and :meth:`World.run` steps the queue in its own loop; the
+order of events, ties included, is SimPy's (``World(..., fast=False)`` runs the general
+processes and CPU plans, and writes the same bytes).
 
 SimPy events carry timing only. What a receiver understands of a task (projection,
 quantization, bit errors or noise, head) is computed in batches of at least
@@ -158,9 +164,15 @@ class World:
         records in the whole network's order (``PART_FILES``), and device energy is summed slot
         after slot even for a single device (the whole network, with more than one device, sums
         its columns in that order; NumPy sums a lone column pairwise).
+    fast : bool, default True
+        Devices without faults serve by callbacks, FIFO and partitioned servers take their own
+        paths; False runs every device as a SimPy process and plans every server from its list of
+        jobs in service. Both give the same events in the same order, so the same files, bit for
+        bit (``tests/network/test_fastpath.py``); False is there to test the fast paths against.
     """
 
-    def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None, part: bool = False):
+    def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None, part: bool = False,
+                 fast: bool = True):
         if not scenario.transmitters or not scenario.receivers:
             raise ScenarioError("a network run needs at least one transmitter and one receiver",
                                 path="transmitters" if not scenario.transmitters else "receivers")
@@ -197,7 +209,7 @@ class World:
             beta = rcfg.flops_per_cycle
             table = _Table(lambda k, beta=beta: cycles(head_flops(k, self.n_spaces, heads.hidden, n_classes), beta))
             devices = [i for i, t in enumerate(txs) if t.receiver == rcfg.id]
-            rx = Receiver(self, j, rcfg, len(devices), table, self.faults.slowdown[j])
+            rx = Receiver(self, j, rcfg, len(devices), table, self.faults.slowdown[j], fast=fast)
             rx.slot_of = {i: c for c, i in enumerate(devices)}
             self.receivers.append(rx)
         self.transmitters = []
@@ -213,7 +225,8 @@ class World:
             self.transmitters.append(Transmitter(
                 self, i, tcfg, self.receivers[self.receiver_of[i]], self.links.bandwidth_hz[i], _Table(tx_work),
                 self.faults.device_off[i], self.faults.link_outage[i], seeds.child("packets", tcfg.id).numpy(),
-                sample_cycles={e: c for e in tcfg.encoders if (c := _sample_cycles(zoo.encoders[e], beta)) is not None}))
+                sample_cycles={e: c for e in tcfg.encoders if (c := _sample_cycles(zoo.encoders[e], beta)) is not None},
+                fast=fast))
         self._payload = _Table(lambda key: key[0] * self.n_spaces * key[1] + self.header_bits)
 
         enc_index = {e: n for n, e in enumerate(self.encoder_ids)}
