@@ -60,7 +60,7 @@ class Task:
     __slots__ = ("id", "tx", "rx", "sample", "arrival_s", "deadline_s", "encoder", "rx_encoder", "anchors", "bits",
                  "cpu_hz", "rate_bps", "power_w", "payload_bits", "bits_sent", "attempts", "retries", "snr",
                  "coded", "e_tx", "e_cpu", "e_srv", "remaining", "rx_cycles", "cpu_class", "end_s", "status",
-                 "reason", "prediction", "correct")
+                 "reason", "prediction", "correct", "texts")
 
     def __init__(self, task_id: int, tx: int, rx: int, sample: int, arrival_s: float, deadline_s: float):
         self.id = task_id
@@ -81,6 +81,8 @@ class Task:
         self.reason = ""
         self.prediction = None
         self.correct = None
+        # set by a first attempt sent in one step: the tasks.csv texts its device and slot share (World.slot_texts)
+        self.texts = None
 
 
 class Transmitter:
@@ -259,7 +261,8 @@ class Transmitter:
         """
         world, i = self.world, self.index
         enc, k, bits, f, rate, work, duration, e_cpu, payload, airtime = world.state.device[i]
-        if self.sample_cycles and enc in self.sample_cycles:
+        shared = not (self.sample_cycles and enc in self.sample_cycles)  # every task of the slot costs the same
+        if not shared:
             work += float(self.sample_cycles[enc][task.sample])
             duration, e_cpu = work / f, compute_energy_j(self.kappa, f, work)
         end_encode = self.env._now + duration  # the time a timeout of ``duration`` would fire at
@@ -279,6 +282,8 @@ class Transmitter:
         task.attempts += 1
         task.bits_sent += payload
         self._charge_tx(task, e_tx)
+        if shared:
+            task.texts = world.slot_texts(i)
         return end_encode + airtime, lost
 
     def _fault_end(self, intervals: IntervalSet) -> float:

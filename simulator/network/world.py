@@ -262,6 +262,7 @@ class World:
         self._coded = np.array([tx.coded for tx in self.transmitters], dtype=bool)
         self._next_task_id = 0
         self._delivered: list[Task] = []
+        self._texts: list[list | None] = []  # per device, this slot's shared tasks.csv texts (slot_texts)
         self.tx_tally = [TaskTally() for _ in txs]
         # the settled window (after the controller's settle_slots) that trade-off curves compare
         ctl = scenario.controller
@@ -310,6 +311,19 @@ class World:
         if self.mode == "analog":
             return math.ceil(task.anchors * self.n_spaces / 2) / bandwidth_hz
         return task.payload_bits / rate_bps
+
+    def slot_texts(self, i: int) -> list:
+        """The ``tasks.csv`` texts that the tasks device ``i`` sends in one step in this slot share.
+
+        Such a task's ``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and energies per task
+        (device transmit and compute) are the slot's, as long as it makes one attempt; the texts
+        (``str``, what the CSV writer writes) are formatted from the first of them
+        recorded (:meth:`_record_delivered`), then reused. One list per device and slot.
+        """
+        texts = self._texts[i]
+        if texts is None:
+            texts = self._texts[i] = []
+        return texts
 
     def drop(self, task: Task, reason: str) -> None:
         task.status, task.reason, task.end_s = "dropped", reason, self.env._now
@@ -398,6 +412,7 @@ class World:
             self._last_decision = dec
             self._plan(st)
         st.power_w = st.outage = st.snr = st.link = None  # computed when the slot's first attempt needs them
+        self._texts = [None] * len(self.transmitters)
         wake, st.next_slot = st.next_slot, self.env.event()
         wake.succeed()
 
@@ -520,12 +535,17 @@ class World:
             tally.bits_sent += task.bits_sent
             e_tx, e_cpu, e_srv = task.e_tx, task.e_cpu, task.e_srv
             add_window(task.arrival_s, "delivered", delay, task.correct, e_tx, e_cpu, e_srv)
+            texts = task.texts
+            if texts is None or task.attempts != 1:  # (a retry changes the attempt's numbers)
+                texts = _texts(task, log10)
+            elif not texts:
+                texts.extend(_texts(task, log10))
+            cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = texts
             rows.append((
                 task.id, tx_ids[task.tx], rx_ids[task.rx], task.sample, label(task.sample),
                 task.arrival_s, task.end_s, delay, "delivered", task.reason, task.encoder, task.rx_encoder,
-                task.anchors or None, task.bits or None, task.cpu_hz or None, task.rate_bps or None,
-                task.power_w if task.attempts else None, task.payload_bits, task.bits_sent, task.attempts,
-                task.retries, 10.0 * log10(task.snr) if task.snr > 0 else None, e_tx, e_cpu, e_srv,
+                task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits,
+                task.bits_sent, task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, e_srv,
                 e_tx + e_cpu + e_srv, task.prediction, None if task.correct is None else int(task.correct)))
         self._tasks_csv.writerows(rows)
         if self._keys is not None:
@@ -656,6 +676,14 @@ class World:
                                        **led.as_dict(), "avg_power_w": led.total_j / duration}))
         return RunTallies(list(self.tx_tally), list(self.tx_energy), tx_entries, rx_energy, rx_entries,
                           self.delays.counts, self.window.as_dict(), n_pending)
+
+
+def _texts(task: Task, log10: Callable[[float], float]) -> list:
+    """``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and device energies of a delivered task's
+    ``tasks.csv`` row as the CSV writer writes them (``str``, empty for None)."""
+    values = (task.cpu_hz or None, task.rate_bps or None, task.power_w if task.attempts else None,
+              10.0 * log10(task.snr) if task.snr > 0 else None, task.e_tx, task.e_cpu)
+    return ["" if v is None else str(v) for v in values]
 
 
 class _Source:
