@@ -320,3 +320,23 @@ def test_the_figure_reads_the_csv_alone(tmp_path):
     shutil.copy(tmp_path / "frontier.csv", again / "frontier.csv")
     assert cli_main(["plot", str(again)]) == 0
     assert (again / "plots" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_cli_names_the_pairs_where_the_controller_did_not_settle(sweep_scenario, tmp_path, capsys,
+                                                                     monkeypatch):
+    from simulator.experiment import frontier as frontier_module
+
+    rows = [{"policy": "lyapunov", "delay_target_s": 0.0004, "accuracy_target": 0.86, "optimality_gap": 0.0128,
+             "settled": False},
+            {"policy": "lyapunov", "delay_target_s": 0.003, "accuracy_target": 0.86, "optimality_gap": 0.001,
+             "settled": True},
+            {"policy": "greedy", "delay_target_s": 0.003, "accuracy_target": 0.86, "settled": None}]
+    monkeypatch.setattr(frontier_module, "run_frontier", lambda scenario, out, *a, **k: frontier_module.FrontierReport(
+        out, rows, 4, 3, 3, 0, 1.0, 0.5, "test"))
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(scenario_to_dict(sweep_scenario)))
+    assert cli_main(["frontier", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "largest gap to the bound +1.28%" in out
+    assert "did not settle at 1 target pair(s) (0.4 ms / 0.86)" in out
+    assert f"--set simulation.slots=N, now {sweep_scenario.simulation.slots}" in out
