@@ -68,7 +68,7 @@ from simulator.experiment.calibration import calibration_rows
 from simulator.experiment.pilot import resolve_placeholders
 from simulator.latent.zoo import Zoo
 from simulator.network.metrics import WindowTally
-from simulator.network.world import RunCounts, World
+from simulator.network.world import RunCounts, World, require_network
 from simulator.results import write_json, write_yaml
 
 NONDETERMINISTIC_KEYS = ("wall_s", "bound_wall_s")
@@ -114,6 +114,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None] =
     dict
         The content of ``summary.json``.
     """
+    require_network(scenario)  # before the zoo is trained or the folder claimed
     with claim(out_dir, "run") as target:  # checked and locked before any work
         zoo = zoo if zoo is not None else Zoo.build(scenario, log=log)
         # A dynamic controller plans with Ĝ; World checks the accuracy target against it

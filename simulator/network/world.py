@@ -147,6 +147,16 @@ def _sample_cycles(encoder, flops_per_cycle: float) -> np.ndarray | None:
     return (per_sample.astype(np.float64) - encoder.flops) / flops_per_cycle
 
 
+def require_network(scenario: Scenario) -> None:
+    """Refuse a scenario with no transmitter or no receiver (a ScenarioError naming the empty list).
+
+    Checked by :class:`World` and, before any training or folder is touched, by the runner.
+    """
+    if not scenario.transmitters or not scenario.receivers:
+        raise ScenarioError("a network run needs at least one transmitter and one receiver",
+                            path="transmitters" if not scenario.transmitters else "receivers")
+
+
 class World:
     """A network scenario ready to run: ``World(scenario, zoo).run(folder)``.
 
@@ -175,9 +185,7 @@ class World:
 
     def __init__(self, scenario: Scenario, zoo: Zoo, calibration: Sequence[Any] | None = None, part: bool = False,
                  fast: bool = True):
-        if not scenario.transmitters or not scenario.receivers:
-            raise ScenarioError("a network run needs at least one transmitter and one receiver",
-                                path="transmitters" if not scenario.transmitters else "receivers")
+        require_network(scenario)
         for name in ZOO_FIELDS:
             if getattr(zoo.scenario, name) != getattr(scenario, name):
                 raise ValueError(f"the zoo was built for a different {name!r} section")
@@ -816,4 +824,4 @@ def summarize(scenario: Scenario, t: RunTallies) -> dict:
     }
 
 
-__all__ = ["World", "SlotState", "RunCounts", "RunTallies", "summarize", "OUTCOME_BATCH"]
+__all__ = ["World", "require_network", "SlotState", "RunCounts", "RunTallies", "summarize", "OUTCOME_BATCH"]

@@ -114,7 +114,9 @@ def test_conservation_check_raises_on_a_lost_task(tmp_path, net_file, tiny_zoo, 
     ({"transmitters": [{"id": "dev", "receiver": "nope", "encoders": ["mlp-1"]}]}, "transmitters[0].receiver"),
     ({"transmitters": [], "faults": {}}, "transmitters"),
 ])
-def test_bad_input_exits_2_with_one_line(tmp_path, tiny_dict, edit, where, capsys):
+def test_bad_input_exits_2_with_one_line(tmp_path, tiny_dict, edit, where, capsys, monkeypatch):
+    # refused before any work: no encoder is trained (a cold cache would print its training lines first)
+    monkeypatch.setattr(runner.Zoo, "build", lambda *a, **k: pytest.fail("the zoo was built for a bad scenario"))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**tiny_dict, **NETWORK, **edit}))
     assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
