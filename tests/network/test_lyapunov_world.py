@@ -346,8 +346,8 @@ def test_on_a_digital_link_the_rate_also_buys_accuracy(dyn_of, tiny_zoo, v, z, y
                 channel={"mode": "digital", "snr_gap_db": 3.0})
     world = world_of(sc, tiny_zoo)
     ctl, spec, table = world.controller, world.spec, AccuracyTable(fake_calibration())
-    d = ctl.decide(Observation(0, 0.0, np.array([gain]), np.array([0.0]), np.zeros(1, int), np.zeros(1, int),
-                               np.ones(1, bool), np.ones(1, bool)))
+    ctl.decide(Observation(0, 0.0, np.array([gain]), np.array([0.0]), np.zeros(1, int), np.zeros(1, int),
+                           np.ones(1, bool), np.ones(1, bool)))
     tx, rx = sc.transmitters[0], sc.receivers[0]
     n0, bw, gap = spec.noise_psd_w_hz, spec.bandwidth_hz[0], spec.gap
     r_max = bw * np.log2(1 + tx.radio.max_power_w * gain / (gap * n0 * bw))
