@@ -280,11 +280,12 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
                                        scheduler=args.scheduler, log=log)
     finally:
         log.close()
-    ctl = [r for r in report.controller_rows() if r.get("optimality_gap") is not None]
+    controller_rows = report.controller_rows()
+    ctl = [r for r in controller_rows if r.get("optimality_gap") is not None]
     gaps = f", the controller's largest gap to the bound {max(r['optimality_gap'] for r in ctl):+.2%}" if ctl else ""
     print(f"wrote {out}/frontier.csv and {out}/plots/frontier.png: {report.feasible}/{report.pairs} target pairs "
           f"feasible, {report.runs} runs ({report.failed} failed){gaps}, in {report.wall_s:.0f} s ({report.executor})")
-    unsettled = [r for r in report.controller_rows() if r.get("settled") is False]
+    unsettled = [r for r in controller_rows if r.get("settled") is False]
     if unsettled:
         pairs = ", ".join(f"{r['delay_target_s'] * 1e3:.4g} ms / {r['accuracy_target']:g}" for r in unsettled)
         print(f"the controller did not settle at {len(unsettled)} target pair(s) ({pairs}): its queues were still "

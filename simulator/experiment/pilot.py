@@ -170,7 +170,8 @@ def shared_pilot(scenarios: Sequence[Scenario], zoo: Zoo, calibration: Sequence[
     """
     if not scenarios:
         return []
-    pilots = [pilot_scenario(s, margin=accuracy_margin(s, calibration)) for s in scenarios]
+    margins = [accuracy_margin(s, calibration) for s in scenarios]
+    pilots = [pilot_scenario(s, margin=m) for s, m in zip(scenarios, margins)]
 
     def untargeted(pilot: Scenario) -> dict:
         data = scenario_to_dict(pilot)
@@ -189,10 +190,9 @@ def shared_pilot(scenarios: Sequence[Scenario], zoo: Zoo, calibration: Sequence[
     with tempfile.TemporaryDirectory(prefix="relcomm-pilot-") as tmp:
         world.run(Path(tmp) / "pilot")
     out = []
-    for p in pilots:
+    for p, margin in zip(pilots, margins):
         # the targets as a pilot's controller forms them: L_max and accuracy_target + its margin
-        bound = world.controller.offline_bound(p.simulation.delay_target_s,
-                                               p.simulation.accuracy_target + accuracy_margin(p, calibration))
+        bound = world.controller.offline_bound(p.simulation.delay_target_s, p.simulation.accuracy_target + margin)
         out.append(placeholders(bound.status, bound.delay_multiplier, bound.accuracy_multiplier))
     return out
 

@@ -209,7 +209,7 @@ class SharedCpu:
             self._advance(serving)
             now = self.env._now
             finished = [job for job, rate, _ in serving if self._finished(job, rate, now)]
-            partitioned = self.policy == "partitioned"
+            partitioned = self._sliced
             for job in finished:
                 q = self._queues[job.cpu_class if partitioned else 0]
                 if q[0] is job:

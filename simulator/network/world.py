@@ -574,14 +574,13 @@ class World:
             tally.dropped[task.reason] = tally.dropped.get(task.reason, 0) + 1
         tally.bits_sent += task.bits_sent
         self.window.add(task.arrival_s, task.status, delay, task.correct, task.e_tx, task.e_cpu, task.e_srv)
-        snr_db = 10.0 * math.log10(task.snr) if task.snr > 0 else None
+        cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, math.log10)
         self._tasks_csv.writerow((
             task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, self.resolver.label(task.sample),
             task.arrival_s, task.end_s, delay, task.status, task.reason, task.encoder, task.rx_encoder,
-            task.anchors or None, task.bits or None, task.cpu_hz or None, task.rate_bps or None,
-            task.power_w if task.attempts else None, task.payload_bits, task.bits_sent, task.attempts, task.retries,
-            snr_db, task.e_tx, task.e_cpu, task.e_srv, task.e_tx + task.e_cpu + task.e_srv, task.prediction,
-            None if task.correct is None else int(task.correct)))
+            task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits, task.bits_sent,
+            task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, task.e_srv,
+            task.e_tx + task.e_cpu + task.e_srv, task.prediction, None if task.correct is None else int(task.correct)))
         if self._keys is not None:
             self._keys.writerow(self._merge_key(task))
 
@@ -710,8 +709,8 @@ def _older_objects_frozen():
 
 
 def _texts(task: Task, log10: Callable[[float], float]) -> list:
-    """``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and device energies of a delivered task's
-    ``tasks.csv`` row as the CSV writer writes them (``str``, empty for None)."""
+    """``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and device energies of a task's ``tasks.csv``
+    row as the CSV writer writes them (``str``, empty for None): every row's, delivered or not."""
     values = (task.cpu_hz or None, task.rate_bps or None, task.power_w if task.attempts else None,
               10.0 * log10(task.snr) if task.snr > 0 else None, task.e_tx, task.e_cpu)
     return ["" if v is None else str(v) for v in values]
