@@ -111,7 +111,8 @@ def frontier_figure(csv_path: Path, png_path: Path) -> Path:
     ax.set_ylabel(f"energy per task ({unit})")
     n_feas = sum(_true(r["feasible"]) for r in bound)
     gaps = [_f(r["realized_gap"]) for r in rows if r["policy"] == "lyapunov" and r["realized_gap"]]
-    spread = f"{min(gaps):+.2%}" if gaps and min(gaps) == max(gaps) else f"{min(gaps, default=0):+.2%} … {max(gaps, default=0):+.2%}"
+    gap_lo, gap_hi = min(gaps, default=0.0), max(gaps, default=0.0)
+    spread = f"{gap_lo:+.2%}" if gap_lo == gap_hi else f"{gap_lo:+.2%} … {gap_hi:+.2%}"
     ctl = (f";\nthe controller's realized energy per task {spread} from the bound at the {len(gaps)} "
            f"pair{'s' * (len(gaps) != 1)} it ran" if gaps else "")
     ax.set_title(f"Energy per task against the delay target: the offline bound's frontier (lines; {n_feas}/{len(bound)} "

@@ -37,9 +37,10 @@ def summarize(rows: list[StitchRow], k_ref: int = 256) -> dict:
     out: dict = defaultdict(dict)
     for r in rows:
         if r.tx_encoder != r.rx_encoder and r.anchors in (0, k_ref):
-            out[r.method][f"{r.tx_encoder}->{r.rx_encoder}"] = {"accuracy": r.accuracy,
-                                                "ratio_to_same_encoder": r.accuracy / ref[(r.rx_encoder, r.method, r.anchors)],
-                                                "ratio_to_rx_native": r.accuracy / r.rx_native_accuracy}
+            out[r.method][f"{r.tx_encoder}->{r.rx_encoder}"] = {
+                "accuracy": r.accuracy,
+                "ratio_to_same_encoder": r.accuracy / ref[(r.rx_encoder, r.method, r.anchors)],
+                "ratio_to_rx_native": r.accuracy / r.rx_native_accuracy}
     return {"anchors": k_ref, "pairs": dict(out)}
 
 

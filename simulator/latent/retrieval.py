@@ -22,7 +22,7 @@ from typing import Iterable
 import torch
 from torch.nn import functional as F
 
-from simulator.latent.stitching import Workspace
+from simulator.latent.stitching import Workspace, encoder_pairs
 from simulator.latent.zoo import Zoo
 
 COLUMNS = ("tx_encoder", "rx_encoder", "method", "anchors", "candidates", "top1", "top5", "mrr", "split")
@@ -133,7 +133,7 @@ def retrieval_rows(zoo: Zoo, methods: Iterable[str], anchors: Iterable[int], can
     device; ``workspace`` shares the projectors and fitted maps with the stitching matrix.
     """
     ids = list(zoo.encoders)
-    pairs = list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
+    pairs = encoder_pairs(zoo, pairs)
     n = min(candidates, len(zoo.splits.test))
     ws = workspace or Workspace(zoo)
     z = {e: ws.latents(e, "test")[:n] for e in ids}

@@ -195,7 +195,8 @@ def inverse_relative(zoo: Zoo, rx: str, k: int) -> InverseRelative:
     return InverseRelative.fit(proj.unit_anchors, proj.mean, proj.anchors, zoo.scenario.stitching.ridge)
 
 
-def _pairs(zoo: Zoo, pairs: Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
+def encoder_pairs(zoo: Zoo, pairs: Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """``pairs`` as a list, or every (tx, rx) pair of the zoo's encoders when None."""
     ids = list(zoo.encoders)
     return list(pairs) if pairs is not None else [(t, r) for t in ids for r in ids]
 
@@ -212,7 +213,7 @@ def stitching_rows(zoo: Zoo, split: str, methods: Iterable[str], anchors: Iterab
     representation at its K, computed once per (tx, K).
     """
     ws = workspace or Workspace(zoo)
-    pairs = _pairs(zoo, pairs)
+    pairs = encoder_pairs(zoo, pairs)
     labels = ws.labels(split)
     native = {rx: zoo.native_accuracy(rx, split) for rx in {r for _, r in pairs}}
     sim = zoo.scenario.relative.label
@@ -259,7 +260,7 @@ def relative_condition_rows(zoo: Zoo, split: str, anchors: Iterable[int], condit
     (``validation`` or ``holdout``).
     """
     ws = workspace or Workspace(zoo)
-    pairs = _pairs(zoo, pairs)
+    pairs = encoder_pairs(zoo, pairs)
     conditions = list(conditions)
     labels = ws.labels(split)
     native = {rx: zoo.native_accuracy(rx, split) for rx in {r for _, r in pairs}}
