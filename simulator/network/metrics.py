@@ -64,6 +64,10 @@ class CsvStream:
         self.writerows = self._writer.writerows
         self.rows = 0
 
+    def write_text(self, text: str) -> None:
+        """Append rows already formatted as CSV lines (each ending in ``\\n``)."""
+        self._fh.write(text)
+
     def close(self) -> Path:
         """Flush, fsync and rename into place."""
         self._fh.flush()

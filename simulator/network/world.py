@@ -40,7 +40,9 @@ run's end); ``BLOCK_SLOTS`` slots of link gains (16 KiB; a correlated link holds
 
 from __future__ import annotations
 
+import csv
 import gc
+import io
 import math
 from collections import deque
 from contextlib import contextmanager
@@ -178,8 +180,8 @@ class World:
         its columns in that order; NumPy sums a lone column pairwise).
     fast : bool, default True
         Devices without faults serve by callbacks, FIFO and partitioned servers take their own
-        paths; False runs every device as a SimPy process and plans every server from its list of
-        jobs in service. Both give the same events in the same order, so the same files, bit for
+        paths, delivered tasks' rows are formatted directly; False runs every device as a SimPy process,
+        plans every server from its list of jobs in service and writes every row through the CSV writer. Both give the same events in the same order, so the same files, bit for
         bit (``tests/network/test_fastpath.py``); False is there to test the fast paths against.
     """
 
@@ -273,6 +275,10 @@ class World:
         self._next_task_id = 0
         self._delivered: list[Task] = []
         self._texts: list[list | None] = []  # per device, this slot's shared tasks.csv texts (slot_texts)
+        self._csv_line = _CsvLine()
+        self._fast_rows = fast  # delivered rows by one format each (False: through the CSV writer, to test against)
+        # per device, its transmitter and receiver ids as one piece of a tasks.csv row
+        self._pair_text = [self._csv_line.piece((self.tx_ids[i], self.rx_ids[j])) for i, j in enumerate(self._rx_of)]
         self.tx_tally = [TaskTally() for _ in txs]
         # the settled window (after the controller's settle_slots) that trade-off curves compare
         ctl = scenario.controller
@@ -531,33 +537,48 @@ class World:
             self._delivered = []
 
     def _record_delivered(self, tasks: list[Task]) -> None:
-        """:meth:`_record` of delivered tasks, in order, their rows written at once (the same rows)."""
+        """:meth:`_record` of delivered tasks, in order, their rows written at once (the same bytes).
+
+        A task sent in one attempt with its device's shared slot texts (:meth:`slot_texts`) is
+        written with one ``%`` format (:data:`_DELIVERED_LINE`): the fields it shares with its
+        device's other tasks of the slot are two pieces of CSV text made once per device and slot
+        (:func:`_shared_pieces`), its own numbers are ``%d`` (``str`` of an int) and ``%r``
+        (``repr`` of a float), what the CSV writer writes for them. Any other task goes through
+        the CSV writer (:class:`_CsvLine`), as does every task of a ``fast=False`` world.
+        """
         tallies, add_delay, add_window = self.tx_tally, self.delays.add, self.window.add
-        tx_ids, rx_ids, label, log10 = self.tx_ids, self.rx_ids, self.resolver.label, math.log10
-        rows = []
+        pair_text, label, log10, csv_line = self._pair_text, self.resolver.label, math.log10, self._csv_line
+        fast_rows = self._fast_rows
+        lines = []
         for task in tasks:
             tally = tallies[task.tx]
             delay = task.end_s - task.arrival_s
+            correct = task.correct
             tally.delivered += 1
-            tally.correct += bool(task.correct)
+            tally.correct += bool(correct)
             tally.delay_sum_s += delay
             add_delay(delay)
             tally.bits_sent += task.bits_sent
             e_tx, e_cpu, e_srv = task.e_tx, task.e_cpu, task.e_srv
-            add_window(task.arrival_s, "delivered", delay, task.correct, e_tx, e_cpu, e_srv)
+            add_window(task.arrival_s, "delivered", delay, correct, e_tx, e_cpu, e_srv)
             texts = task.texts
-            if texts is None or task.attempts != 1:  # (a retry changes the attempt's numbers)
-                texts = _texts(task, log10)
-            elif not texts:
-                texts.extend(_texts(task, log10))
-            cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = texts
-            rows.append((
-                task.id, tx_ids[task.tx], rx_ids[task.rx], task.sample, label(task.sample),
+            if (fast_rows and texts is not None and task.attempts == 1 and correct is not None
+                    and task.prediction is not None and not task.reason):
+                if not texts:
+                    texts.extend(_shared_pieces(task, log10, csv_line))
+                lines.append(_DELIVERED_LINE % (
+                    task.id, pair_text[task.tx], task.sample, label(task.sample), task.arrival_s, task.end_s, delay,
+                    texts[0], task.bits_sent, 1, task.retries, texts[1], e_srv, e_tx + e_cpu + e_srv,
+                    task.prediction, correct))
+                continue
+            cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, log10)
+            lines.append(csv_line((
+                task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, label(task.sample),
                 task.arrival_s, task.end_s, delay, "delivered", task.reason, task.encoder, task.rx_encoder,
                 task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits,
                 task.bits_sent, task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, e_srv,
-                e_tx + e_cpu + e_srv, task.prediction, None if task.correct is None else int(task.correct)))
-        self._tasks_csv.writerows(rows)
+                e_tx + e_cpu + e_srv, task.prediction, None if correct is None else int(correct))))
+        self._tasks_csv.write_text("".join(lines))
         if self._keys is not None:
             self._keys.writerows([self._merge_key(task) for task in tasks])
 
@@ -714,6 +735,54 @@ def _texts(task: Task, log10: Callable[[float], float]) -> list:
     values = (task.cpu_hz or None, task.rate_bps or None, task.power_w if task.attempts else None,
               10.0 * log10(task.snr) if task.snr > 0 else None, task.e_tx, task.e_cpu)
     return ["" if v is None else str(v) for v in values]
+
+
+_DELIVERED_LINE = "%d,%s,%d,%d,%r,%r,%r,delivered,,%s,%d,%d,%d,%s,%r,%r,%d,%d\n"
+"""A ``tasks.csv`` row of a task delivered in one attempt with its slot's shared texts (TASK_COLUMNS order):
+task, the transmitter and receiver ids (one piece), sample, label, arrival, end, delay, status, drop
+reason, the first shared piece (encoders … payload_bits), bits_sent, attempts, retries, the second
+shared piece (snr_db and the device energies), server and total energy, prediction, correct."""
+
+
+class _CsvLine:
+    """Rows and pieces of rows as the CSV writer writes them to ``tasks.csv`` (quoting, ``repr`` of floats, ``\\n``)."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\n")
+        self._quoted: dict[str, str] = {"": ""}
+
+    def __call__(self, row: Sequence) -> str:
+        """The line of ``row``."""
+        self._writer.writerow(row)
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        return text
+
+    def piece(self, fields: Sequence) -> str:
+        """Several fields of a row, as they appear between two commas of the written line."""
+        return self(fields)[:-1]
+
+    def text(self, value: str) -> str:
+        """One text field as written in a row of several (quoted when the dialect needs it); kept per value."""
+        quoted = self._quoted.get(value)
+        if quoted is None:
+            quoted = self._quoted[value] = self.piece((value, ""))[:-1]
+        return quoted
+
+
+def _shared_pieces(task: Task, log10: Callable[[float], float], csv_line: _CsvLine) -> list[str]:
+    """The two pieces of :data:`_DELIVERED_LINE` that the tasks a device sends in one step in a slot share:
+    ``tx_encoder`` … ``payload_bits``, and ``snr_db`` with the device energies.
+
+    The numbers' texts (``str``, empty for None) hold no character the CSV dialect quotes.
+    """
+    cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, log10)
+    text = csv_line.text
+    return [f"{text(task.encoder)},{text(task.rx_encoder)},{task.anchors or ''},{task.bits or ''},{cpu_hz},{rate_bps},"
+            f"{power_w},{task.payload_bits}",
+            f"{snr_db},{e_tx_text},{e_cpu_text}"]
 
 
 class _Source:
