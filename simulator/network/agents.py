@@ -114,6 +114,11 @@ class Transmitter:
         process (:meth:`_serve`) whatever the faults (the same events; kept to test against).
     """
 
+    __slots__ = ("world", "env", "index", "id", "cfg", "receiver", "bandwidth_hz", "tx_cycles", "sample_cycles", "off",
+                 "outage", "has_faults", "kappa", "max_power_w", "max_attempts", "coded", "capacity", "drop_oldest",
+                 "queue", "current", "tally", "next_arrival", "_gen", "_uniforms", "_next_uniform", "_eps_key", "_eps",
+                 "process", "_lost")
+
     def __init__(self, world: "World", index: int, cfg, receiver: "Receiver", bandwidth_hz: float,
                  tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator,
                  sample_cycles: dict | None = None, fast: bool = True):
@@ -406,6 +411,8 @@ class Receiver:
     fast : bool, default True
         Passed to the CPU (:class:`~simulator.network.cpu.SharedCpu`).
     """
+
+    __slots__ = ("world", "index", "id", "cfg", "encoder", "capacity", "head_cycles", "slot_of", "cpu", "decoded")
 
     def __init__(self, world: "World", index: int, cfg, n_devices: int, head_cycles: dict,
                  slowdown: IntervalSet, fast: bool = True):

@@ -67,6 +67,10 @@ class SharedCpu:
         general one (the same results; kept to test the fast paths against).
     """
 
+    __slots__ = ("env", "cpu_hz", "kappa", "policy", "_fifo", "_partitioned", "_sliced", "_queued", "on_done", "_queues",
+                 "shares", "_busy", "n_jobs", "energy_j", "busy_s", "_t", "_version", "_slowdown", "factor", "_rates",
+                 "_joules")
+
     def __init__(self, env: simpy.Environment, cpu_hz: float, kappa: float, policy: str, n_classes: int,
                  slowdown: IntervalSet, on_done: Callable[[Any], None], fast: bool = True):
         if policy not in POLICIES:

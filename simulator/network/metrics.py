@@ -117,7 +117,7 @@ class LogHistogram:
         return 10.0 ** (self.LOW_EXP + (i - 0.5) / self.BINS_PER_DECADE)
 
 
-@dataclass
+@dataclass(slots=True)
 class SlotTally:
     """One transmitter's counts and device energy in the current slot (reset every slot)."""
 
@@ -172,7 +172,7 @@ class WindowTally:
                 "energy_per_task_j": self.energy_j / self.tasks if self.tasks else None}
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskTally:
     """Running per-agent task statistics (delivered, dropped by reason, correct, delay sum)."""
 
