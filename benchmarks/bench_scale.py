@@ -229,11 +229,14 @@ def plot(series: list[tuple[str, list[dict]]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_mem, ax_rate) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for (label, points), marker in zip(series, "os^D"):
+    fig, (ax_mem, ax_rate) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+    # series that coincide (the memory of two trees) stay visible: hollow markers and dashes from the second on
+    for k, ((label, points), marker) in enumerate(zip(series, "os^D")):
         n = [p["devices"] for p in points]
-        ax_mem.plot(n, [p["peak_rss_b"] / MIB for p in points], marker=marker, label=label)
-        ax_rate.plot(n, [p["tasks_per_s"] for p in points], marker=marker, label=label)
+        style = dict(marker=marker, label=label, linestyle=("-", "--", "-.", ":")[k % 4],
+                     markersize=9 - 2 * min(k, 2), markerfacecolor="none" if k else None)
+        ax_mem.plot(n, [p["peak_rss_b"] / MIB for p in points], **style)
+        ax_rate.plot(n, [p["tasks_per_s"] for p in points], **style)
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
     for ax, what in ((ax_mem, "peak RSS (MiB)"), (ax_rate, "simulated tasks per second (tasks/s)")):
         ax.set_xscale("log")
@@ -245,7 +248,7 @@ def plot(series: list[tuple[str, list[dict]]], path: Path) -> Path:
         ax.set_xlabel("devices (transmitters; one server per ten)")
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    fig.legend(*ax_rate.get_legend_handles_labels(), loc="outside lower center", ncol=min(3, len(series)))
     ax_mem.set_title("Memory: whole process (VmHWM)")
     ax_rate.set_title("Throughput: tasks arrived / World.run wall time")
     path = Path(path)
