@@ -180,8 +180,9 @@ class World:
         its columns in that order; NumPy sums a lone column pairwise).
     fast : bool, default True
         Devices without faults serve by callbacks, FIFO and partitioned servers take their own
-        paths, delivered tasks' rows are formatted directly; False runs every device as a SimPy process,
-        plans every server from its list of jobs in service and writes every row through the CSV writer. Both give the same events in the same order, so the same files, bit for
+        paths, and delivered tasks' rows are formatted directly; False runs every device as a SimPy
+        process, plans every server from its list of jobs in service and writes every row through
+        the CSV writer. Both give the same events in the same order, so the same files, bit for
         bit (``tests/network/test_fastpath.py``); False is there to test the fast paths against.
     """
 
@@ -329,12 +330,13 @@ class World:
         return task.payload_bits / rate_bps
 
     def slot_texts(self, i: int) -> list:
-        """The ``tasks.csv`` texts that the tasks device ``i`` sends in one step in this slot share.
+        """The ``tasks.csv`` text that the tasks device ``i`` sends in one step in this slot share.
 
-        Such a task's ``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and energies per task
-        (device transmit and compute) are the slot's, as long as it makes one attempt; the texts
-        (``str``, what the CSV writer writes) are formatted from the first of them
-        recorded (:meth:`_record_delivered`), then reused. One list per device and slot.
+        Such a task's encoders, K, b, ``cpu_hz``, ``rate_bps``, ``power_w``, payload, ``snr_db``
+        and energies per task (device transmit and compute) are the slot's, as long as it makes
+        one attempt; their text (two pieces of a row, :func:`_shared_pieces`) is formatted from
+        the first of them recorded (:meth:`_record_delivered`), then reused. One list per device
+        and slot.
         """
         texts = self._texts[i]
         if texts is None:
