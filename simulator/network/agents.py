@@ -172,12 +172,9 @@ class Transmitter:
     def start(self) -> None:
         """Begin serving, once the arrival source has set ``next_arrival`` (a device without faults)."""
         if self.process is None:
-            self.next_arrival.callbacks.append(self._woken)
+            self.next_arrival.callbacks.append(self._serve_next)
 
-    def _woken(self, _event) -> None:
-        self._serve_next()
-
-    def _serve_next(self) -> None:
+    def _serve_next(self, _event=None) -> None:
         """:meth:`_serve` of a device without faults, as callbacks: the same steps, in the same event steps.
 
         A generator process costs a resume (``Process._resume``) per event; here the common cycle
@@ -200,7 +197,7 @@ class Transmitter:
             at(env, end_s, self._sent)
             return
         self.current = None
-        self.next_arrival.callbacks.append(self._woken)  # the arrival's own callback (first) queues the task
+        self.next_arrival.callbacks.append(self._serve_next)  # the arrival's own callback (first) queues the task
 
     def _sent(self, _event) -> None:
         task = self.current

@@ -539,7 +539,7 @@ class World:
             self._delivered = []
 
     def _record_delivered(self, tasks: list[Task]) -> None:
-        """:meth:`_record` of delivered tasks, in order, their rows written at once (the same bytes).
+        """Tally delivered tasks, in order, and write their rows at once.
 
         A task sent in one attempt with its device's shared slot texts (:meth:`slot_texts`) is
         written with one ``%`` format (:data:`_DELIVERED_LINE`): the fields it shares with its
@@ -549,8 +549,7 @@ class World:
         the CSV writer (:class:`_CsvLine`), as does every task of a ``fast=False`` world.
         """
         tallies, add_delay, add_window = self.tx_tally, self.delays.add, self.window.add
-        pair_text, label, log10, csv_line = self._pair_text, self.resolver.label, math.log10, self._csv_line
-        fast_rows = self._fast_rows
+        pair_text, label, csv_line, fast_rows = self._pair_text, self.resolver.label, self._csv_line, self._fast_rows
         lines = []
         for task in tasks:
             tally = tallies[task.tx]
@@ -564,48 +563,39 @@ class World:
             e_tx, e_cpu, e_srv = task.e_tx, task.e_cpu, task.e_srv
             add_window(task.arrival_s, "delivered", delay, correct, e_tx, e_cpu, e_srv)
             texts = task.texts
-            if (fast_rows and texts is not None and task.attempts == 1 and correct is not None
-                    and task.prediction is not None and not task.reason):
+            if fast_rows and texts is not None and task.attempts == 1:  # (a retry changes the attempt's numbers)
                 if not texts:
-                    texts.extend(_shared_pieces(task, log10, csv_line))
+                    texts.extend(_shared_pieces(task, csv_line))
                 lines.append(_DELIVERED_LINE % (
                     task.id, pair_text[task.tx], task.sample, label(task.sample), task.arrival_s, task.end_s, delay,
                     texts[0], task.bits_sent, 1, task.retries, texts[1], e_srv, e_tx + e_cpu + e_srv,
                     task.prediction, correct))
                 continue
-            cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, log10)
-            lines.append(csv_line((
-                task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, label(task.sample),
-                task.arrival_s, task.end_s, delay, "delivered", task.reason, task.encoder, task.rx_encoder,
-                task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits,
-                task.bits_sent, task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, e_srv,
-                e_tx + e_cpu + e_srv, task.prediction, None if correct is None else int(correct))))
+            lines.append(csv_line(self._task_row(task, delay)))
         self._tasks_csv.write_text("".join(lines))
         if self._keys is not None:
             self._keys.writerows([self._merge_key(task) for task in tasks])
 
     def _record(self, task: Task) -> None:
+        """Tally and write a dropped or pending task (delivered ones: :meth:`_record_delivered`)."""
         tally = self.tx_tally[task.tx]
-        delay = None
-        if task.status == "delivered":
-            delay = task.end_s - task.arrival_s
-            tally.delivered += 1
-            tally.correct += bool(task.correct)
-            tally.delay_sum_s += delay
-            self.delays.add(delay)
-        elif task.status == "dropped":
+        if task.status == "dropped":
             tally.dropped[task.reason] = tally.dropped.get(task.reason, 0) + 1
         tally.bits_sent += task.bits_sent
-        self.window.add(task.arrival_s, task.status, delay, task.correct, task.e_tx, task.e_cpu, task.e_srv)
-        cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, math.log10)
-        self._tasks_csv.writerow((
-            task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, self.resolver.label(task.sample),
-            task.arrival_s, task.end_s, delay, task.status, task.reason, task.encoder, task.rx_encoder,
-            task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits, task.bits_sent,
-            task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, task.e_srv,
-            task.e_tx + task.e_cpu + task.e_srv, task.prediction, None if task.correct is None else int(task.correct)))
+        self.window.add(task.arrival_s, task.status, None, task.correct, task.e_tx, task.e_cpu, task.e_srv)
+        self._tasks_csv.writerow(self._task_row(task, None))
         if self._keys is not None:
             self._keys.writerow(self._merge_key(task))
+
+    def _task_row(self, task: Task, delay: float | None) -> tuple:
+        """``task``'s ``tasks.csv`` row (``TASK_COLUMNS`` order) for the CSV writer; ``delay`` None unless delivered."""
+        cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task)
+        return (task.id, self.tx_ids[task.tx], self.rx_ids[task.rx], task.sample, self.resolver.label(task.sample),
+                task.arrival_s, task.end_s, delay, task.status, task.reason, task.encoder, task.rx_encoder,
+                task.anchors or None, task.bits or None, cpu_hz, rate_bps, power_w, task.payload_bits, task.bits_sent,
+                task.attempts, task.retries, snr_db, e_tx_text, e_cpu_text, task.e_srv,
+                task.e_tx + task.e_cpu + task.e_srv, task.prediction,
+                None if task.correct is None else int(task.correct))
 
     # ---------------------------------------------------------------- part of a split network
     def _merge_key(self, task: Task) -> tuple:
@@ -731,11 +721,11 @@ def _older_objects_frozen():
             gc.unfreeze()
 
 
-def _texts(task: Task, log10: Callable[[float], float]) -> list:
+def _texts(task: Task) -> list:
     """``cpu_hz``, ``rate_bps``, ``power_w``, ``snr_db`` and device energies of a task's ``tasks.csv``
     row as the CSV writer writes them (``str``, empty for None): every row's, delivered or not."""
     values = (task.cpu_hz or None, task.rate_bps or None, task.power_w if task.attempts else None,
-              10.0 * log10(task.snr) if task.snr > 0 else None, task.e_tx, task.e_cpu)
+              10.0 * math.log10(task.snr) if task.snr > 0 else None, task.e_tx, task.e_cpu)
     return ["" if v is None else str(v) for v in values]
 
 
@@ -774,13 +764,13 @@ class _CsvLine:
         return quoted
 
 
-def _shared_pieces(task: Task, log10: Callable[[float], float], csv_line: _CsvLine) -> list[str]:
+def _shared_pieces(task: Task, csv_line: _CsvLine) -> list[str]:
     """The two pieces of :data:`_DELIVERED_LINE` that the tasks a device sends in one step in a slot share:
     ``tx_encoder`` … ``payload_bits``, and ``snr_db`` with the device energies.
 
     The numbers' texts (``str``, empty for None) hold no character the CSV dialect quotes.
     """
-    cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task, log10)
+    cpu_hz, rate_bps, power_w, snr_db, e_tx_text, e_cpu_text = _texts(task)
     text = csv_line.text
     return [f"{text(task.encoder)},{text(task.rx_encoder)},{task.anchors or ''},{task.bits or ''},{cpu_hz},{rate_bps},"
             f"{power_w},{task.payload_bits}",
