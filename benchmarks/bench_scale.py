@@ -32,6 +32,9 @@ Every run is a fresh subprocess (``--child``), so one size's memory does not lea
 - **simulated tasks/s**: tasks arrived / wall time of ``World.run`` (the world's build excluded);
 - **tasks per CPU-second**: tasks arrived / the process's CPU time (``time.process_time``) over
   ``World.run``: less sensitive than wall time to other processes on a loaded machine;
+- **CPU time per task**, split into the event loop (arrivals, encoding, attempts, the servers'
+  CPUs) and the per-slot steps (slot opening, slot closing, semantic outcomes, ``tasks.csv`` rows),
+  timed around the world's methods (:func:`_time_parts`): which part grows with the size;
 - **memory slope**: least-squares slope of peak RSS against the device count over the sizes run —
   the memory each added device costs.
 
@@ -113,15 +116,59 @@ def _child(path: Path, trace_frames: int) -> None:
 
     t0 = time.perf_counter()
     world = World(scenario, zoo)
+    parts = _time_parts(world)
     t1, c1 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:
         summary = world.run(Path(out), log=snapshot)
     cpu, wall = time.process_time() - c1, time.perf_counter() - t1
+    parts["events"] = cpu - parts["open"] - parts["close"] - parts["flush"]
     groups = [{"size_b": s.size, "count": s.count,
                "where": [f"{f.filename.replace(str(ROOT) + '/', '')}:{f.lineno}" for f in s.traceback]}
               for s in stats]
     print(json.dumps({"devices": len(scenario.transmitters), "tasks": summary["tasks_arrived"], "run_s": wall,
-                      "cpu_s": cpu, "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "traced": groups}))
+                      "cpu_s": cpu, "build_s": t1 - t0, "peak_rss_b": _peak_rss_b(), "parts_cpu_s": parts,
+                      "traced": groups}))
+
+
+PARTS = {"events": "event loop (arrivals, encoding, attempts, server CPUs)", "open": "slot opening (decision)",
+         "close": "slot closing (tallies, slots.csv)", "resolve": "semantic outcomes", "rows": "tasks.csv rows"}
+"""Where a run's CPU time goes (:func:`_time_parts`): the per-slot steps, and the event loop as the rest."""
+
+
+def _time_parts(world: World) -> dict[str, float]:
+    """CPU seconds the run spends in each of ``world``'s per-slot steps, filled in as it runs.
+
+    Wraps the world's slot opening and closing, its flush of delivered tasks, and its resolver's
+    ``resolve`` (inside the flush) with ``time.process_time``: four calls per slot at most, a few
+    microseconds against milliseconds. ``rows`` is the flush less the outcomes; ``events``, all the
+    rest, is set by the caller.
+    """
+    spent = {"open": 0.0, "close": 0.0, "flush": 0.0, "resolve": 0.0}
+
+    def timed(owner, name: str, key: str) -> None:
+        step = getattr(owner, name)
+
+        def run_timed(*args):
+            t = time.process_time()
+            try:
+                return step(*args)
+            finally:
+                spent[key] += time.process_time() - t
+        setattr(owner, name, run_timed)
+
+    timed(world, "_open_slot", "open")
+    timed(world, "_close_slot", "close")
+    timed(world, "_flush", "flush")
+    timed(world.resolver, "resolve", "resolve")
+    return spent
+
+
+def _parts_per_task(run: dict) -> dict[str, float]:
+    """A child's CPU time per part (:data:`PARTS`), microseconds per task."""
+    p = run["parts_cpu_s"]
+    seconds = {"events": p["events"], "open": p["open"], "close": p["close"], "resolve": p["resolve"],
+               "rows": p["flush"] - p["resolve"]}
+    return {k: v / run["tasks"] * 1e6 for k, v in seconds.items()}
 
 
 def _run_child(devices: int, slots: int, folder: Path, trace_frames: int = 0, tree: Path = ROOT) -> dict:
@@ -143,7 +190,8 @@ def _point(n: int, runs: list[dict]) -> dict:
             "peak_rss_b": statistics.median(r["peak_rss_b"] for r in runs),
             "tasks_per_s": statistics.median(rates), "all_tasks_per_s": rates,
             "tasks_per_cpu_s": statistics.median(cpu_rates), "all_tasks_per_cpu_s": cpu_rates,
-            "build_s": statistics.median(r["build_s"] for r in runs)}
+            "build_s": statistics.median(r["build_s"] for r in runs),
+            "us_per_task": {k: statistics.median(_parts_per_task(r)[k] for r in runs) for k in PARTS}}
 
 
 def measure(devices: tuple[int, ...], slots: int = 100, repeats: int = 3, single_above: int = 2000,
@@ -190,6 +238,11 @@ def rows(points: list[dict], slots: int) -> list[dict]:
             out.append(dict(name=f"scale[{p['devices']} devices]: simulated tasks per CPU-second",
                             value=p["tasks_per_cpu_s"], unit="tasks/s",
                             note=f"median of {p['runs']} ({cpu}); CPU time of the process over World.run"))
+        if "us_per_task" in p:  # (nor the parts)
+            parts = p["us_per_task"]
+            out.append(dict(name=f"scale[{p['devices']} devices]: CPU time per task", value=sum(parts.values()),
+                            unit="µs", note="; ".join(f"{PARTS[k]} {v:.1f}" for k, v in parts.items())
+                            + f" (medians of {p['runs']} per part)"))
     if len(points) >= 2:
         out.append(dict(name="scale: peak RSS per added device", value=memory_slope_b(points) / KIB, unit="KiB",
                         note=f"least-squares slope over {', '.join(str(p['devices']) for p in points)} devices"))
@@ -275,7 +328,7 @@ def trace_growth(small: int, large: int, slots: int = 100, frames: int = 6, top:
 
 def run(devices: tuple[int, ...] = (20, 200, 2000), slots: int = 100, repeats: int = 3) -> list[dict]:
     """Scale rows for ``benchmarks/run_all.py``-style tables (see the module docstring)."""
-    return rows(measure(devices, slots, repeats), slots)
+    return rows(measure(devices, slots, repeats)[0], slots)
 
 
 def main() -> None:
