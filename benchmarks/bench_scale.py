@@ -70,6 +70,8 @@ DEVICES_PER_SERVER = 10
 BANDWIDTH_PER_DEVICE_HZ = 1e6
 RATE_PER_SLOT = 2.0
 KIB, MIB = 2**10, 2**20
+RATIO_TARGET = ((20, 2000), 0.9)
+"""Issue 14's throughput target: tasks/s at 2,000 devices at least 0.9 times the rate at 20."""
 
 
 def scale_scenario(devices: int, slots: int = 100, seed: int = 0) -> dict:
@@ -246,12 +248,14 @@ def rows(points: list[dict], slots: int) -> list[dict]:
     if len(points) >= 2:
         out.append(dict(name="scale: peak RSS per added device", value=memory_slope_b(points) / KIB, unit="KiB",
                         note=f"least-squares slope over {', '.join(str(p['devices']) for p in points)} devices"))
-        first, last = points[0], points[-1]
-        out.append(dict(name=f"scale: tasks/s at {last['devices']} / at {first['devices']} devices",
-                        value=last["tasks_per_s"] / first["tasks_per_s"], unit="x", note="target >= 0.9"))
-        if "tasks_per_cpu_s" in first:
-            out.append(dict(name=f"scale: tasks per CPU-second at {last['devices']} / at {first['devices']} devices",
-                            value=last["tasks_per_cpu_s"] / first["tasks_per_cpu_s"], unit="x", note="target >= 0.9"))
+        first = points[0]
+        for p in points[1:]:
+            note = f"target >= {RATIO_TARGET[1]}" if (first["devices"], p["devices"]) == RATIO_TARGET[0] else ""
+            out.append(dict(name=f"scale: tasks/s at {p['devices']} / at {first['devices']} devices",
+                            value=p["tasks_per_s"] / first["tasks_per_s"], unit="x", note=note))
+            if "tasks_per_cpu_s" in first:
+                out.append(dict(name=f"scale: tasks per CPU-second at {p['devices']} / at {first['devices']} devices",
+                                value=p["tasks_per_cpu_s"] / first["tasks_per_cpu_s"], unit="x", note=note))
     return out
 
 
