@@ -45,7 +45,7 @@ from simulator.network.cpu import SharedCpu
 from simulator.network.energy import compute_energy_j, transmit_energy_j
 from simulator.network.faults import IntervalSet
 from simulator.network.metrics import SlotTally
-from simulator.network.schedule import at
+from simulator.network.schedule import at, call_at
 
 if TYPE_CHECKING:
     from simulator.network.world import World
@@ -194,7 +194,7 @@ class Transmitter:
                 self._drive(self._encode_then_transmit(task))
                 return
             end_s, self._lost = first
-            at(env, end_s, self._sent)
+            call_at(env, end_s, self._sent)
             return
         self.current = None
         self.next_arrival.callbacks.append(self._serve_next)  # the arrival's own callback (first) queues the task

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import simpy
 
 from simulator.network.faults import IntervalSet
-from simulator.network.schedule import after
+from simulator.network.schedule import call_after
 
 POLICIES = ("fifo", "processor-sharing", "partitioned")
 # A job is done when less than this fraction of its work is left (floating-point residue).
@@ -162,7 +162,7 @@ class SharedCpu:
         if self._fifo:
             q, rate = self._queues[0], self._rates[0]
             if q and rate > 0.0:
-                after(self.env, max(q[0].remaining / rate, 0.0), partial(self._fire, self._version))
+                call_after(self.env, max(q[0].remaining / rate, 0.0), partial(self._fire, self._version))
             return
         best = math.inf
         if self._partitioned:
@@ -176,7 +176,7 @@ class SharedCpu:
                 if rate > 0.0:
                     best = min(best, job.remaining / rate)
         if best < math.inf:
-            after(self.env, max(best, 0.0), partial(self._fire, self._version))
+            call_after(self.env, max(best, 0.0), partial(self._fire, self._version))
 
     @staticmethod
     def _finished(job: Any, rate: float, now: float) -> bool:

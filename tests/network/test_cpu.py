@@ -7,6 +7,7 @@ import simpy
 
 from simulator.network.cpu import SharedCpu
 from simulator.network.faults import IntervalSet
+from simulator.network.schedule import run_while
 
 
 class Job:
@@ -27,7 +28,7 @@ def serve(policy, jobs, *, f=1.0, kappa=0.0, n_classes=1, slowdown=(), shares=No
     if share_change is not None:
         t, new = share_change
         env.timeout(t).callbacks.append(lambda _e: cpu.set_shares(new))
-    env.run(until=1000)
+    run_while(env, lambda: bool(env._queue) and env.peek() < 1000)  # the world's loop (the CPU queues calls)
     return done, cpu
 
 
@@ -77,7 +78,7 @@ def test_energy_per_cycle_is_kappa_f_squared_at_the_clock_that_ran_it():
     cpu.set_shares([0.5, 0.25])
     for j in jobs:
         cpu.submit(j)
-    env.run()
+    run_while(env, lambda: bool(env._queue))
     assert jobs[0].e_srv == pytest.approx(kappa * (0.5 * f) ** 2 * 1e6)
     assert jobs[1].e_srv == pytest.approx(kappa * (0.25 * f) ** 2 * 1e6)
     assert math.isclose(env.now, 1e6 / (0.25 * f))

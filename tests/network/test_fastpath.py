@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import simpy
 import pytest
 
 from simulator.experiment.runner import comparable_summary
-from simulator.network.schedule import after, at, run_while
+from simulator.network.schedule import after, at, call_after, call_at, run_while
 from simulator.network.world import World
 
 DEV = {"receiver": "fifo", "encoders": ["mlp-1"], "traffic": {"rate_per_slot": 3.0}}
@@ -99,26 +101,43 @@ def test_encodings_that_spill_into_the_next_slot(scenario_of, tiny_zoo, tmp_path
     assert spilled  # (the general run's devices are processes: only the fast run calls it)
 
 
-def test_marks_fire_in_simpy_timeout_order():
-    """Marks and timeouts scheduled in one order fire in that order at equal times, by time otherwise."""
+def test_marks_and_calls_fire_in_simpy_timeout_order():
+    """Marks, queued calls and timeouts scheduled in one order fire in that order at equal times, by time otherwise."""
     fired: list[str] = []
 
-    def schedule(env, light: bool) -> None:
+    def record(name: str, _event) -> None:
+        fired.append(name)
+
+    def schedule(env, kind: str) -> None:
         for name, delay in (("a", 0.5), ("b", 0.25), ("c", 0.5), ("d", 0.25 + 0.25)):
-            if light:
-                after(env, delay, lambda _e, n=name: fired.append(n))
+            if kind == "simpy":
+                env.timeout(delay).callbacks.append(partial(record, name))
+            elif kind == "marks" or name == "c":  # (the calls' run mixes in one mark)
+                after(env, delay, partial(record, name))
             else:
-                env.timeout(delay).callbacks.append(lambda _e, n=name: fired.append(n))
-        if light:
-            at(env, 0.5, lambda _e: fired.append("e"))
+                call_after(env, delay, partial(record, name))
+        if kind == "simpy":
+            env.timeout(0.5).callbacks.append(partial(record, "e"))
+        elif kind == "marks":
+            at(env, 0.5, partial(record, "e"))
         else:
-            env.timeout(0.5).callbacks.append(lambda _e: fired.append("e"))
+            call_at(env, 0.5, partial(record, "e"))
 
     orders = []
-    for light in (False, True):
+    for kind in ("simpy", "marks", "calls"):
         env = simpy.Environment()
-        schedule(env, light)
+        schedule(env, kind)
         fired.clear()
         run_while(env, lambda env=env: bool(env._queue))
         orders.append(list(fired))
-    assert orders[0] == orders[1] == ["b", "a", "c", "d", "e"]
+    assert orders[0] == orders[1] == orders[2] == ["b", "a", "c", "d", "e"]
+
+
+def test_a_queued_call_must_be_a_method_or_partial():
+    """run_while tells a queued call from an event by its type: anything else is refused when queued."""
+    env = simpy.Environment()
+    with pytest.raises(TypeError, match="call_after"):
+        call_after(env, 1.0, lambda _e: None)
+    with pytest.raises(TypeError, match="call_at"):
+        call_at(env, 1.0, lambda _e: None)
+    assert not env._queue
