@@ -117,7 +117,7 @@ class Transmitter:
     __slots__ = ("world", "env", "index", "id", "cfg", "receiver", "bandwidth_hz", "tx_cycles", "sample_cycles", "off",
                  "outage", "has_faults", "kappa", "max_power_w", "max_attempts", "coded", "capacity", "drop_oldest",
                  "queue", "current", "tally", "next_arrival", "_gen", "_uniforms", "_next_uniform", "_eps_key", "_eps",
-                 "process", "_lost")
+                 "process", "_lost", "waiting")
 
     def __init__(self, world: "World", index: int, cfg, receiver: "Receiver", bandwidth_hz: float,
                  tx_cycles: dict, off: IntervalSet, outage: IntervalSet, generator: np.random.Generator,
@@ -144,6 +144,7 @@ class Transmitter:
         self.current: Task | None = None
         self.tally = SlotTally()
         self.next_arrival: simpy.Event = self.env.event()  # set by the world: its callback queues the task
+        self.waiting = False  # a callback device, idle: the next arrival's callback serves it (after queuing the task)
         self._gen = generator
         self._uniforms = np.empty(0)
         self._next_uniform = 0
@@ -170,9 +171,9 @@ class Transmitter:
 
     # ---------------------------------------------------------------- service
     def start(self) -> None:
-        """Begin serving, once the arrival source has set ``next_arrival`` (a device without faults)."""
+        """Begin serving: a callback device waits for its first arrival (a process waits on ``next_arrival``)."""
         if self.process is None:
-            self.next_arrival.callbacks.append(self._serve_next)
+            self.waiting = True
 
     def _serve_next(self, _event=None) -> None:
         """:meth:`_serve` of a device without faults, as callbacks: the same steps, in the same event steps.
@@ -197,7 +198,7 @@ class Transmitter:
             call_at(env, end_s, self._sent)
             return
         self.current = None
-        self.next_arrival.callbacks.append(self._serve_next)  # the arrival's own callback (first) queues the task
+        self.waiting = True  # the next arrival's callback queues the task, then calls this
 
     def _sent(self, _event) -> None:
         task = self.current

@@ -67,7 +67,7 @@ from simulator.network.faults import FaultSchedule
 from simulator.network.links import LinkTable
 from simulator.network.metrics import (SLOT_COLUMNS, TASK_COLUMNS, VIRTUAL_QUEUE_COLUMNS, CsvStream, LogHistogram,
                                        TaskTally, WindowTally)
-from simulator.network.schedule import after, run_while
+from simulator.network.schedule import after, call_after, run_while
 from simulator.network.semantic import OutcomeResolver
 from simulator.network.traffic import ArrivalStream
 from simulator.rng import SeedTree
@@ -780,10 +780,14 @@ def _shared_pieces(task: Task, csv_line: _CsvLine) -> list[str]:
 class _Source:
     """The arrivals of one transmitter as a chain of timeouts whose callback queues the task.
 
-    The device, when idle, waits on the same event (``tx.next_arrival``): the callback, added
-    first, queues the task, then the device resumes. Arrivals due at the same time are queued in
-    one callback. The first event is an immediate one of the start's priority (what a SimPy
-    process's start is), so arrivals at ``t = 0`` come after the clock opens slot 0.
+    A device run as a process waits, when idle, on the same event (``tx.next_arrival``, a
+    :class:`~simulator.network.schedule.Mark`): the callback, added first, queues the task, then
+    the device resumes. For a device served by callbacks nothing else waits on the arrival, so it
+    is a queued call (:func:`~simulator.network.schedule.call_after`) that queues the task and
+    then serves the device if it is idle (``tx.waiting``) — the same steps in the same event.
+    Arrivals due at the same time are queued in one callback. The first event is an immediate one
+    of the start's priority (what a SimPy process's start is), so arrivals at ``t = 0`` come after
+    the clock opens slot 0.
     """
 
     __slots__ = ("world", "tx", "feed", "due")
@@ -812,18 +816,25 @@ class _Source:
         self.tx.next_arrival = ev
         self.tx.start()
 
-    def fire(self, _event: Event) -> None:
+    def fire(self, _event: Event | None) -> None:
         world, tx, env = self.world, self.tx, self.world.env
         index, due, now = tx.index, self.due, env._now
         while due is not None:
             t, sample = due
             if t > now:
-                ev = after(env, t - now, self.fire)
-                tx.next_arrival, self.due = ev, due
-                return
+                self.due = due
+                if tx.process is None:  # nothing waits on the arrival but its device, served below
+                    call_after(env, t - now, self.fire)
+                else:
+                    tx.next_arrival = after(env, t - now, self.fire)
+                break
             tx.arrive(world.new_task(index, sample, t))
             due = next(self.feed, None)
-        tx.next_arrival, self.due = env.event(), None  # the stream ended: an event that never fires
+        else:
+            tx.next_arrival, self.due = env.event(), None  # the stream ended: an event that never fires
+        if tx.waiting:  # what the device's callback on the arrival's event did, after this one
+            tx.waiting = False
+            tx._serve_next()
 
 
 @dataclass
