@@ -143,7 +143,7 @@ class Transmitter:
         self.queue: deque[Task] = deque()
         self.current: Task | None = None
         self.tally = SlotTally()
-        self.next_arrival: simpy.Event = self.env.event()  # set by the world: its callback queues the task
+        self.next_arrival: simpy.Event = self.env.event()  # set by the world; a process device waits on it
         self.waiting = False  # a callback device, idle: the next arrival's callback serves it (after queuing the task)
         self._gen = generator
         self._uniforms = np.empty(0)
