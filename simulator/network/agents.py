@@ -175,7 +175,7 @@ class Transmitter:
         if self.process is None:
             self.waiting = True
 
-    def _serve_next(self, _event=None) -> None:
+    def _serve_next(self) -> None:
         """:meth:`_serve` of a device without faults, as callbacks: the same steps, in the same event steps.
 
         A generator process costs a resume (``Process._resume``) per event; here the common cycle

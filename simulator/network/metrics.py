@@ -62,7 +62,6 @@ class CsvStream:
         self._writer.writerow(columns)
         self.writerow = self._writer.writerow
         self.writerows = self._writer.writerows
-        self.rows = 0
 
     def write_text(self, text: str) -> None:
         """Append rows already formatted as CSV lines (each ending in ``\\n``)."""

@@ -822,7 +822,6 @@ class _Source:
         while due is not None:
             t, sample = due
             if t > now:
-                self.due = due
                 if tx.process is None:  # nothing waits on the arrival but its device, served below
                     call_after(env, t - now, self.fire)
                 else:
@@ -831,7 +830,8 @@ class _Source:
             tx.arrive(world.new_task(index, sample, t))
             due = next(self.feed, None)
         else:
-            tx.next_arrival, self.due = env.event(), None  # the stream ended: an event that never fires
+            tx.next_arrival = env.event()  # the stream ended: an event that never fires
+        self.due = due
         if tx.waiting:  # what the device's callback on the arrival's event did, after this one
             tx.waiting = False
             tx._serve_next()

@@ -28,7 +28,7 @@ def serve(policy, jobs, *, f=1.0, kappa=0.0, n_classes=1, slowdown=(), shares=No
     if share_change is not None:
         t, new = share_change
         env.timeout(t).callbacks.append(lambda _e: cpu.set_shares(new))
-    run_while(env, lambda: bool(env._queue) and env.peek() < 1000)  # the world's loop (the CPU queues calls)
+    run_while(env, lambda: env.peek() < 1000)  # the world's loop (the CPU queues calls); peek is inf when empty
     return done, cpu
 
 
